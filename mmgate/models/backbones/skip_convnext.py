@@ -1,0 +1,315 @@
+"""SkipConvNeXt: ConvNeXt whose blocks end in a Gate Module.
+
+MMPretrain's ConvNeXt interface and weight layout (``downsample_layers``,
+``stages.{i}.{j}.{depthwise_conv,norm,pointwise_conv1,pointwise_conv2,
+gamma}``, ``norm{i}``), plus ``stages.{i}.{j}.gate.{conv1,norm,conv2}``.
+
+Unlike a plain ConvNeXt block, a gated block does not add its input: the
+residual branch ``y`` is mixed with the stage's earlier outputs by the gate
+(LayerNorm + GELU inside, no activation after).
+"""
+from itertools import chain
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule, ModuleList, Sequential
+from torch import Tensor
+
+from mmgate.registry import MODELS
+from ..layers import (GateModule, build_norm, global_descriptor,
+                      skip_inbound_indices)
+from ..utils import load_pretrained_weights
+
+__all__ = ['GatedConvNeXtBlock', 'SkipConvNeXtStage', 'SkipConvNeXt']
+
+
+class GatedConvNeXtBlock(BaseModule):
+    """ConvNeXt block (7x7 depthwise, LN, MLP x4, layer scale) ending in a
+    Gate Module over the stage's earlier outputs.
+
+    Args:
+        channels (int): Channels of the block.
+        index (int): Position inside the stage (decides the inbounds).
+        mlp_ratio (float): MLP expansion. Defaults to 4.
+        norm_cfg (dict): Norm of the block. Defaults to LN2d, eps 1e-6.
+        act_cfg (dict): MLP activation. Defaults to GELU.
+        drop_path_rate (float): Stochastic depth. Defaults to 0.
+        layer_scale_init_value (float): Initial layer scale ``gamma``.
+        gate_cfg (dict): ``reduction``, ``norm_cfg``, ``act_cfg``, ``lean``.
+        with_cp (bool): Gradient checkpointing. Defaults to False.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 index: int,
+                 mlp_ratio: float = 4.,
+                 norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 act_cfg: dict = dict(type='GELU'),
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 gate_cfg: dict = dict(),
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.index = index
+        self.inbound_indices = skip_inbound_indices(index)
+        self.with_cp = with_cp
+        self.depthwise_conv = nn.Conv2d(
+            channels, channels, 7, padding=3, groups=channels)
+        self.norm = build_norm(norm_cfg, channels)
+        mid_channels = int(mlp_ratio * channels)
+        self.pointwise_conv1 = nn.Linear(channels, mid_channels)
+        self.act = build_activation_layer(act_cfg)
+        self.pointwise_conv2 = nn.Linear(mid_channels, channels)
+        self.gamma = nn.Parameter(
+            layer_scale_init_value * torch.ones(channels)) \
+            if layer_scale_init_value > 0 else None
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 \
+            else nn.Identity()
+        self.gate = GateModule(
+            channels, len(self.inbound_indices),
+            reduction=gate_cfg.get('reduction', 8),
+            norm_cfg=gate_cfg.get('norm_cfg', dict(type='LN2d', eps=1e-6)),
+            act_cfg=gate_cfg.get('act_cfg', dict(type='GELU')),
+            lean=gate_cfg.get('lean', False))
+
+    def residual(self, x: Tensor) -> Tensor:
+        x = self.norm(self.depthwise_conv(x)).permute(0, 2, 3, 1)
+        x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
+        x = x.permute(0, 3, 1, 2)
+        if self.gamma is not None:
+            x = x * self.gamma.view(1, -1, 1, 1)
+        return self.drop_path(x)
+
+    def forward(self, inbounds: Sequence[Tensor],
+                inbound_descriptors: Sequence[Tensor]) -> Tensor:
+        """``inbounds[0]`` is the previous output, the branch's input."""
+
+        def _inner_forward(*maps):
+            n = len(maps) // 2
+            return self.gate(self.residual(maps[0]), maps[:n], maps[n:])
+
+        if self.with_cp and inbounds[0].requires_grad:
+            return cp.checkpoint(_inner_forward, *inbounds,
+                                 *inbound_descriptors, use_reentrant=False)
+        return _inner_forward(*inbounds, *inbound_descriptors)
+
+
+class SkipConvNeXtStage(Sequential):
+    """A stage of gated ConvNeXt blocks sharing the output list ``xs``
+    (``xs[0]`` = the stage input after its downsample layer)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        xs, descriptors = [x], [global_descriptor(x)]
+        last = len(self) - 1
+        for j, block in enumerate(self):
+            idx = block.inbound_indices
+            x = block([xs[i] for i in idx], [descriptors[i] for i in idx])
+            xs.append(x)
+            if j < last:
+                descriptors.append(global_descriptor(x))
+        return x
+
+
+@MODELS.register_module()
+class SkipConvNeXt(BaseModule):
+    """SkipConvNeXt backbone, MMPretrain ConvNeXt interface.
+
+    Args:
+        arch (str | dict): 'tiny', 'small', 'base', 'large', 'xlarge', or a
+            dict with ``depths`` and ``channels``. Defaults to 'tiny'.
+        in_channels (int): Input channels. Defaults to 3.
+        stem_patch_size (int): Stem patch size. Defaults to 4.
+        norm_cfg (dict): Norm config. Defaults to LN2d, eps 1e-6.
+        act_cfg (dict): MLP activation. Defaults to GELU.
+        drop_path_rate (float): Stochastic depth, linear. Defaults to 0.
+        layer_scale_init_value (float): Layer scale init. Defaults to 1e-6.
+        out_indices (Sequence[int] | int): Returned stages (negative counts
+            from the end). Defaults to -1.
+        frozen_stages (int): Number of stages (with their downsample layer)
+            to freeze. Defaults to 0.
+        gap_before_final_norm (bool): Pool before the output norm
+            (classification). Defaults to True.
+        gate_reduction (int): Gate MLP reduction. Defaults to 8.
+        gate_norm_cfg (dict): Norm in the gates. Defaults to LN2d.
+        gate_act_cfg (dict): Activation in the gates. Defaults to GELU.
+        gate_lean (bool): Drop the dead slot of single-inbound gates.
+        with_cp (bool): Gradient checkpointing. Defaults to False.
+        init_cfg (dict | list[dict], optional): Initialisation config;
+            ``type='Pretrained'`` loads strictly (timm files too).
+
+    Example:
+        >>> import torch
+        >>> from mmgate.models import SkipConvNeXt
+        >>> model = SkipConvNeXt(arch=dict(depths=[1, 1, 2, 1],
+        ...     channels=[8, 16, 32, 64]), out_indices=(0, 1, 2, 3),
+        ...     gap_before_final_norm=False)
+        >>> for out in model(torch.rand(1, 3, 32, 32)):
+        ...     print(tuple(out.shape))
+        (1, 8, 8, 8)
+        (1, 16, 4, 4)
+        (1, 32, 2, 2)
+        (1, 64, 1, 1)
+    """
+
+    arch_settings = {
+        'tiny': dict(depths=[3, 3, 9, 3], channels=[96, 192, 384, 768]),
+        'small': dict(depths=[3, 3, 27, 3], channels=[96, 192, 384, 768]),
+        'base': dict(depths=[3, 3, 27, 3], channels=[128, 256, 512, 1024]),
+        'large': dict(depths=[3, 3, 27, 3], channels=[192, 384, 768, 1536]),
+        'xlarge': dict(depths=[3, 3, 27, 3],
+                       channels=[256, 512, 1024, 2048]),
+    }
+    timm_layout = 'convnext'
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 stem_patch_size: int = 4,
+                 norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 act_cfg: dict = dict(type='GELU'),
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = 0,
+                 gap_before_final_norm: bool = True,
+                 gate_reduction: int = 8,
+                 gate_norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 gate_act_cfg: dict = dict(type='GELU'),
+                 gate_lean: bool = False,
+                 with_cp: bool = False,
+                 init_cfg=[
+                     dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
+                          std=.02, bias=0.),
+                     dict(type='Constant', layer=['LayerNorm'], val=1.,
+                          bias=0.),
+                 ]) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch not in self.arch_settings:
+                raise KeyError(f'invalid arch {arch!r} for SkipConvNeXt, '
+                               f'choose from {sorted(self.arch_settings)} '
+                               'or give a dict with depths and channels')
+            arch = self.arch_settings[arch]
+        elif isinstance(arch, dict):
+            missing = {'depths', 'channels'} - set(arch)
+            if missing:
+                raise KeyError(f'arch dict lacks {sorted(missing)}')
+        else:
+            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
+        self.depths = list(arch['depths'])
+        self.channels = list(arch['channels'])
+        assert len(self.depths) == len(self.channels) >= 1, \
+            'depths and channels need one entry per stage: got ' \
+            f'{self.depths} and {self.channels}'
+        self.num_stages = len(self.depths)
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        out_indices = tuple(i + self.num_stages if i < 0 else i
+                            for i in out_indices)
+        assert out_indices and all(
+            0 <= i < self.num_stages for i in out_indices), \
+            f'out_indices {out_indices} out of range for ' \
+            f'{self.num_stages} stages'
+        assert 0 <= frozen_stages <= self.num_stages, \
+            f'frozen_stages must be in [0, {self.num_stages}]'
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.gap_before_final_norm = gap_before_final_norm
+        gate_cfg = dict(reduction=gate_reduction, norm_cfg=gate_norm_cfg,
+                        act_cfg=gate_act_cfg, lean=gate_lean)
+
+        rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        self.downsample_layers = ModuleList()
+        self.stages = ModuleList()
+        self.downsample_layers.append(nn.Sequential(
+            nn.Conv2d(in_channels, self.channels[0], stem_patch_size,
+                      stride=stem_patch_size),
+            build_norm(norm_cfg, self.channels[0])))
+        start = 0
+        for i, (depth, channels) in enumerate(zip(self.depths,
+                                                  self.channels)):
+            if i >= 1:
+                self.downsample_layers.append(nn.Sequential(
+                    build_norm(norm_cfg, self.channels[i - 1]),
+                    nn.Conv2d(self.channels[i - 1], channels, 2, stride=2)))
+            self.stages.append(SkipConvNeXtStage(*[
+                GatedConvNeXtBlock(
+                    channels, j, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                    drop_path_rate=rates[start + j],
+                    layer_scale_init_value=layer_scale_init_value,
+                    gate_cfg=gate_cfg, with_cp=with_cp)
+                for j in range(depth)
+            ]))
+            start += depth
+            if i in self.out_indices:
+                self.add_module(f'norm{i}', build_norm(norm_cfg, channels))
+        self._freeze_stages()
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(self.downsample_layers[i](x))
+            if i in self.out_indices:
+                norm = getattr(self, f'norm{i}')
+                if self.gap_before_final_norm:
+                    outs.append(norm(x.mean((2, 3), keepdim=True)).flatten(1))
+                else:
+                    outs.append(norm(x))
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        for i in range(self.frozen_stages):
+            modules = (self.downsample_layers[i], self.stages[i])
+            for m in modules:
+                m.eval()
+            for param in chain(*(m.parameters() for m in modules)):
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'SkipConvNeXt':
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def optional_pretrained_key(self, key: str, missing: bool) -> bool:
+        """An ImageNet checkpoint has only the final norm: other output
+        norms keep their init; stages not built may be skipped."""
+        parts = key.split('.')
+        if missing:
+            return parts[0].startswith('norm') and parts[0] != 'norm3'
+        if parts[0] in ('stages', 'downsample_layers'):
+            return int(parts[1]) >= self.num_stages
+        return parts[0].startswith('norm')
+
+    def init_weights(self) -> None:
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_pretrained_weights(self, cfg)
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> tuple:
+        """Layer id for layer-wise lr decay (MMPretrain ConvNeXt's rule)."""
+        max_layer_id = 12 if self.depths[-2] > 9 else 6
+        if not param_name.startswith(prefix):
+            return max_layer_id + 1, max_layer_id + 2
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] == 'downsample_layers':
+            stage_id = int(parts[1])
+            layer_id = {0: 0, 1: 2, 2: 3}.get(stage_id, max_layer_id)
+        elif parts[0] == 'stages':
+            stage_id, block_id = int(parts[1]), int(parts[2])
+            if stage_id < 2:
+                layer_id = stage_id + 1
+            elif stage_id == 2:
+                layer_id = 3 + block_id // 3
+            else:
+                layer_id = max_layer_id
+        else:
+            layer_id = max_layer_id + 1
+        return layer_id, max_layer_id + 2

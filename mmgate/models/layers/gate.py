@@ -1,0 +1,186 @@
+"""The Gate Module: the junction that ends every gated residual block.
+
+A plain residual block ends with ``act(y + x)``. A gated block ends with::
+
+    out = sigmoid(g_0) * y + sum_k softmax_k(g_1, ..., g_n) * x_k
+
+where ``y`` is the block's residual branch, ``x_1 .. x_n`` are earlier feature
+maps (its *inbounds*, already aligned to ``y``'s shape) and the logits ``g``
+come from an SE-like MLP over the global-average-pooled ``y`` and inbounds.
+Which earlier maps a block reads is decided by the backbone (the Skip pattern
+below, or DenseResNet's "last N"); this module only mixes what it is given.
+
+The pooled descriptors are computed per tensor (the GAP of a concatenation is
+the concatenation of the GAPs), so no full-size concatenation is ever built,
+and a backbone that reuses an inbound in several blocks can pass its cached
+descriptor instead of pooling it again.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_activation_layer
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmgate.registry import MODELS
+from .norm import build_norm
+
+__all__ = ['GateModule', 'gate_hidden_channels', 'skip_inbound_indices',
+           'global_descriptor']
+
+
+def gate_hidden_channels(channels: int, reduction: int) -> int:
+    """Width M of the gate MLP: ``ceil(max(C // reduction, 1) / 8) * 8``.
+
+    >>> [gate_hidden_channels(c, 8) for c in (64, 256, 2048)]
+    [8, 32, 256]
+    """
+    return math.ceil(max(channels // reduction, 1) / 8) * 8
+
+
+def skip_inbound_indices(index: int) -> List[int]:
+    """Which outputs of its stage the ``index``-th block (0-based) reads.
+
+    The stage keeps ``xs``: ``xs[0]`` is the (projected) stage input and
+    ``xs[j + 1]`` the output of block ``j``. Block ``j`` reads the previous
+    output and those 2, 4, 8, ... blocks back: ``j + 1 - 2**i`` for every
+    ``2**i <= j + 1``.
+
+    >>> [skip_inbound_indices(j) for j in range(4)]
+    [[0], [1, 0], [2, 1], [3, 2, 0]]
+    """
+    if index < 0:
+        raise ValueError(f'block index must be >= 0, got {index}')
+    indices, step = [], 1
+    while step <= index + 1:
+        indices.append(index + 1 - step)
+        step *= 2
+    return indices
+
+
+def global_descriptor(x: Tensor) -> Tensor:
+    """Global average pool to ``(B, C, 1, 1)``, accumulated in fp32."""
+    return x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32).to(x.dtype)
+
+
+@MODELS.register_module()
+class GateModule(BaseModule):
+    """Gate Module of SkipResNet / DenseResNet.
+
+    Args:
+        channels (int): Channels C of the residual branch ``y`` and of every
+            (aligned) inbound.
+        num_inbounds (int): Number n of earlier feature maps mixed in.
+        reduction (int): The MLP width is
+            ``ceil(max(C // reduction, 1) / 8) * 8``. Defaults to 8.
+        descriptor_channels (int, optional): Channels of the concatenated
+            descriptor ``[GAP(y), GAP(x_1), ...]`` when the inbounds'
+            descriptors are taken before channel alignment (DenseResNet).
+            Defaults to ``C * (1 + n)``.
+        norm_cfg (dict): Norm after the first 1x1 conv. It sees 1x1 maps, so
+            BN statistics come from the batch alone. Defaults to BN.
+        act_cfg (dict): Activation inside the MLP. Defaults to ReLU.
+        lean (bool): Drop the dead softmax slot of a single-inbound gate
+            (its weight is always 1). The published weights keep it, so the
+            default is False.
+        init_cfg (dict, optional): Initialisation config.
+
+    Example:
+        >>> gate = GateModule(channels=16, num_inbounds=2)
+        >>> y, x1, x2 = (torch.rand(2, 16, 8, 8) for _ in range(3))
+        >>> gate(y, [x1, x2]).shape
+        torch.Size([2, 16, 8, 8])
+    """
+
+    def __init__(self,
+                 channels: int,
+                 num_inbounds: int,
+                 reduction: int = 8,
+                 descriptor_channels: Optional[int] = None,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 act_cfg: dict = dict(type='ReLU'),
+                 lean: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        assert channels >= 1, f'channels must be >= 1, got {channels}'
+        assert num_inbounds >= 1, \
+            f'a gate needs at least one inbound, got {num_inbounds}'
+        assert reduction >= 1, f'reduction must be >= 1, got {reduction}'
+        self.channels = channels
+        self.num_inbounds = num_inbounds
+        self.lean = lean
+        # Output slots of conv2: [y, x_1, ..., x_n]; a lean single-inbound
+        # gate keeps only the sigmoid slot.
+        self.num_slots = 1 if (lean and num_inbounds == 1) else 1 + num_inbounds
+        if descriptor_channels is None:
+            descriptor_channels = channels * (1 + num_inbounds)
+        hidden = gate_hidden_channels(channels, reduction)
+        self.conv1 = nn.Conv2d(descriptor_channels, hidden, 1, bias=False)
+        # A fixed attribute name keeps the weight keys the same for BN, GN,
+        # SyncBN or LN (``gate.norm.*``).
+        self.norm = build_norm(norm_cfg, hidden)
+        self.act = build_activation_layer(act_cfg)
+        self.conv2 = nn.Conv2d(hidden, self.num_slots * channels, 1, bias=True)
+        # Set by analysis tools: keep the last gate values for inspection.
+        self.record = False
+        self.last_gates: Optional[Tuple[Tensor, Optional[Tensor]]] = None
+
+    def gate_weights(self, descriptor: Tensor) -> Tuple[Tensor, Tensor]:
+        """Gate values from the concatenated descriptor.
+
+        Args:
+            descriptor (Tensor): ``(B, descriptor_channels, 1, 1)``.
+
+        Returns:
+            tuple: ``sigmoid`` gate of ``y``, shape ``(B, C)``, and softmax
+            weights of the inbounds, shape ``(B, n, C)`` (summing to 1 over
+            ``n``).
+        """
+        g = self.conv2(self.act(self.norm(self.conv1(descriptor))))
+        g = g.view(g.size(0), self.num_slots, self.channels)
+        gate_y = torch.sigmoid(g[:, 0])
+        if self.num_inbounds == 1:
+            # softmax over a single logit is exactly 1 (no gradient either)
+            weights = g.new_ones(g.size(0), 1, self.channels)
+        else:
+            weights = torch.softmax(g[:, 1:], dim=1)
+        return gate_y, weights
+
+    def forward(self,
+                y: Tensor,
+                inbounds: Sequence[Tensor],
+                inbound_descriptors: Optional[Sequence[Tensor]] = None
+                ) -> Tensor:
+        """Mix ``y`` with its inbounds.
+
+        Args:
+            y (Tensor): Residual branch output, ``(B, C, H, W)``.
+            inbounds (Sequence[Tensor]): n maps of ``y``'s shape.
+            inbound_descriptors (Sequence[Tensor], optional): Their
+                ``(B, C_k, 1, 1)`` global descriptors if already computed
+                (or taken from the unaligned originals).
+
+        Returns:
+            Tensor: ``sigmoid(g_0) * y + sum_k w_k * x_k``, ``(B, C, H, W)``.
+        """
+        if len(inbounds) != self.num_inbounds:
+            raise ValueError(f'this gate mixes {self.num_inbounds} inbounds, '
+                             f'got {len(inbounds)}')
+        if inbound_descriptors is None:
+            inbound_descriptors = [global_descriptor(x) for x in inbounds]
+        descriptor = torch.cat(
+            [global_descriptor(y), *inbound_descriptors], dim=1)
+        gate_y, weights = self.gate_weights(descriptor)
+        if self.record:
+            self.last_gates = (gate_y.detach(), weights.detach())
+        b, c = gate_y.shape
+        out = y * gate_y.view(b, c, 1, 1).to(y.dtype)
+        if self.num_inbounds == 1:
+            return out + inbounds[0]
+        weights = weights.to(y.dtype)
+        for k, x in enumerate(inbounds):
+            # in place on the fresh product: one pass per inbound
+            out.addcmul_(x, weights[:, k].view(b, c, 1, 1))
+        return out

@@ -1,0 +1,104 @@
+"""Strict loading of pretrained backbone weights.
+
+MMEngine's ``Pretrained`` initialiser loads with ``strict=False`` and only
+logs what did not fit, so a wrong checkpoint silently leaves a backbone at its
+random init. mmgate's backbones load through :func:`load_pretrained_weights`
+instead: the file is read with ``weights_only=True``, converted if it is one
+of the authors' timm files, and every missing, unexpected or mis-shaped key is
+an error that lists them.
+"""
+import re
+from typing import Dict, List
+
+from mmengine.logging import MMLogger
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import Tensor, nn
+
+from .timm_convert import convert_timm_checkpoint, detect_timm_layout
+
+__all__ = ['load_checkpoint_file', 'load_pretrained_weights']
+
+
+def load_checkpoint_file(filename: str,
+                         map_location: str = 'cpu') -> Dict[str, Tensor]:
+    """Read a checkpoint (path, URL, ``torchvision://`` ...) as a flat state
+    dict, unwrapping ``state_dict`` / ``model`` and converting timm files to
+    mmgate's keys (``backbone.*`` / ``head.*``)."""
+    checkpoint = CheckpointLoader.load_checkpoint(
+        filename, map_location=map_location)
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'{filename} holds a {type(checkpoint).__name__}, '
+                         'not a state dict')
+    for wrapper in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+            break
+    checkpoint = {re.sub(r'^module\.', '', k): v
+                  for k, v in checkpoint.items()}
+    if detect_timm_layout(checkpoint) is not None:
+        checkpoint = dict(convert_timm_checkpoint(checkpoint))
+    return checkpoint
+
+
+def _format(kind: str, keys: List[str]) -> str:
+    shown = ', '.join(keys[:10])
+    more = f' ... (+{len(keys) - 10} more)' if len(keys) > 10 else ''
+    return f'  {len(keys)} {kind}: {shown}{more}'
+
+
+def load_pretrained_weights(model: nn.Module, init_cfg: dict) -> None:
+    """Load ``init_cfg['checkpoint']`` into ``model``, strictly.
+
+    Args:
+        model (nn.Module): The backbone. It may define
+            ``optional_pretrained_key(key, missing) -> bool`` for keys that a
+            classification checkpoint legitimately lacks or has in excess
+            (output norms of unused stages, stages not built).
+        init_cfg (dict): ``type='Pretrained'``, ``checkpoint`` and optionally
+            ``prefix`` (default: ``backbone.`` when the checkpoint has such
+            keys) and ``map_location``.
+
+    Raises:
+        ValueError: Keys or shapes do not fit; the message lists them.
+    """
+    filename = init_cfg.get('checkpoint')
+    if not filename:
+        raise ValueError(f'init_cfg {init_cfg} of type Pretrained has no '
+                         'checkpoint')
+    state = load_checkpoint_file(filename, init_cfg.get('map_location', 'cpu'))
+    prefix = init_cfg.get('prefix')
+    if prefix is None and any(k.startswith('backbone.') for k in state):
+        prefix = 'backbone.'
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state = {k[len(prefix):]: v for k, v in state.items()
+                 if k.startswith(prefix)}
+        if not state:
+            raise ValueError(f'no key of {filename} starts with the prefix '
+                             f'{prefix!r}')
+
+    optional = getattr(model, 'optional_pretrained_key', None)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state
+               and not k.endswith('num_batches_tracked')
+               and not (optional and optional(k, True))]
+    unexpected = [k for k in state if k not in own
+                  and not (optional and optional(k, False))]
+    mismatched = [
+        f'{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
+        for k in own if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        lines = [f'checkpoint {filename} does not fit '
+                 f'{type(model).__name__}:']
+        if missing:
+            lines.append(_format('missing keys', missing))
+        if unexpected:
+            lines.append(_format('unexpected keys', unexpected))
+        if mismatched:
+            lines.append(_format('shape mismatches', mismatched))
+        raise ValueError('\n'.join(lines))
+    model.load_state_dict({k: v for k, v in state.items() if k in own},
+                          strict=False)
+    MMLogger.get_current_instance().info(
+        f'{type(model).__name__}: loaded {len(own)} tensors from {filename}')
