@@ -607,7 +607,7 @@ class SkipResNet(BaseModule):
         (``num_stages < 4``) may be left out of the load."""
         stage = re.match(r'^layer(\d+)\.', key)
         return not missing and stage is not None \
-            and int(stage[1]) > self.num_stages
+            and self.num_stages < int(stage[1]) <= 4
 
     def init_weights(self) -> None:
         """Random init from ``init_cfg``, or a strict load of a checkpoint

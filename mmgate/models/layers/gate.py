@@ -61,8 +61,12 @@ def skip_inbound_indices(index: int) -> List[int]:
 
 
 def global_descriptor(x: Tensor) -> Tensor:
-    """Global average pool to ``(B, C, 1, 1)``, accumulated in fp32."""
-    return x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32).to(x.dtype)
+    """Global average pool to ``(B, C, 1, 1)``; half precision inputs are
+    accumulated in fp32."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return x.mean(dim=(2, 3), keepdim=True,
+                      dtype=torch.float32).to(x.dtype)
+    return x.mean(dim=(2, 3), keepdim=True)
 
 
 @MODELS.register_module()
@@ -85,6 +89,12 @@ class GateModule(BaseModule):
         lean (bool): Drop the dead softmax slot of a single-inbound gate
             (its weight is always 1). The published weights keep it, so the
             default is False.
+        softmax_mask (Tensor, optional): Bool ``(n, C)``; ``True`` marks an
+            (inbound, channel) slot that is zero padding (DenseResNet's
+            channel alignment, ``inbound_align.py``) and is kept out of the
+            softmax, so the weights of the real inbounds of every channel
+            sum to 1. Stored as a non-persistent buffer: the state dict is
+            the same with or without it. Defaults to None (plain softmax).
         init_cfg (dict, optional): Initialisation config.
 
     Example:
@@ -102,7 +112,8 @@ class GateModule(BaseModule):
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  act_cfg: dict = dict(type='ReLU'),
                  lean: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 softmax_mask: Optional[Tensor] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         assert channels >= 1, f'channels must be >= 1, got {channels}'
         assert num_inbounds >= 1, \
@@ -123,6 +134,14 @@ class GateModule(BaseModule):
         self.norm = build_norm(norm_cfg, hidden)
         self.act = build_activation_layer(act_cfg)
         self.conv2 = nn.Conv2d(hidden, self.num_slots * channels, 1, bias=True)
+        if softmax_mask is not None:
+            softmax_mask = torch.as_tensor(softmax_mask, dtype=torch.bool)
+            if softmax_mask.shape != (num_inbounds, channels):
+                raise ValueError(
+                    'softmax_mask must have shape (num_inbounds, channels) = '
+                    f'{(num_inbounds, channels)}, got '
+                    f'{tuple(softmax_mask.shape)}')
+        self.register_buffer('softmax_mask', softmax_mask, persistent=False)
         # Set by analysis tools: keep the last gate values for inspection.
         self.record = False
         self.last_gates: Optional[Tuple[Tensor, Optional[Tensor]]] = None
@@ -145,7 +164,13 @@ class GateModule(BaseModule):
             # softmax over a single logit is exactly 1 (no gradient either)
             weights = g.new_ones(g.size(0), 1, self.channels)
         else:
-            weights = torch.softmax(g[:, 1:], dim=1)
+            logits = g[:, 1:]
+            if self.softmax_mask is not None:
+                # A channel whose inbounds are all padding gets uniform
+                # weights on zeros: nothing is mixed in, and no NaN.
+                logits = logits.masked_fill(self.softmax_mask,
+                                            torch.finfo(logits.dtype).min)
+            weights = torch.softmax(logits, dim=1)
         return gate_y, weights
 
     def forward(self,

@@ -1,0 +1,690 @@
+"""Benchmark report: one row per run, base-vs-Skip pairs, paper comparison.
+
+Reads the runs under a ``work_dirs`` folder (``runs.py``), derives task,
+backbone, method, dataset and schedule from each run's dumped config, takes
+the final metrics (the latest ``tools/test.py`` result, else the last
+validation) and writes a Markdown table, CSV files and a bar chart of the
+pairs. A run without (all) metrics, or whose training stopped early, is
+listed with that status, never dropped.
+
+Metrics are reported in percent: MMDetection's ``coco/*_mAP`` (fractions)
+are scaled by 100; MMSegmentation's ``aAcc`` / ``mIoU`` and MMPretrain's
+``accuracy/top1`` already are percentages.
+"""
+import csv
+import os
+import os.path as osp
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from .paper_results import SETTINGS, paper_result
+from .runs import RunLog, find_runs
+
+__all__ = [
+    'TASK_METRICS', 'BackboneInfo', 'RunSummary', 'Pair', 'describe_backbone',
+    'summarize_run', 'pair_runs', 'build_report', 'format_markdown',
+    'write_csv', 'write_pairs_csv', 'plot_pairs', 'write_report'
+]
+
+
+class Metric(NamedTuple):
+    name: str  # report name
+    key: str  # key in MMEngine's logs
+    scale: float  # to percent
+    label: str
+
+
+TASK_METRICS: Dict[str, tuple] = {
+    'det': (Metric('box_mAP', 'coco/bbox_mAP', 100., 'box mAP'),
+            Metric('mask_mAP', 'coco/segm_mAP', 100., 'mask mAP')),
+    'seg': (Metric('aAcc', 'aAcc', 1., 'aAcc'),
+            Metric('mIoU', 'mIoU', 1., 'mIoU')),
+    'cls': (Metric('top1', 'accuracy/top1', 1., 'top-1'), ),
+}
+TASK_TITLES = {
+    'det': 'Detection / instance segmentation',
+    'seg': 'Semantic segmentation',
+    'cls': 'Classification',
+    'unknown': 'Runs of unknown task',
+}
+EVALUATOR_TASKS = {
+    'CocoMetric': 'det', 'IoUMetric': 'seg', 'Accuracy': 'cls',
+    'SingleLabelMetric': 'cls'
+}
+SCOPE_TASKS = {'mmdet': 'det', 'mmseg': 'seg', 'mmpretrain': 'cls'}
+CONVNEXT_ARCHS = {'tiny': 'T', 'small': 'S', 'base': 'B', 'large': 'L',
+                  'xlarge': 'XL'}
+
+
+def _type_name(cfg: dict) -> str:
+    """``'mmgate.SkipResNet'`` -> ``'SkipResNet'``."""
+    t = cfg.get('type', '') if isinstance(cfg, dict) else ''
+    t = t if isinstance(t, str) else getattr(t, '__name__', str(t))
+    return t.split('.')[-1]
+
+
+class BackboneInfo(NamedTuple):
+    """What a report needs to know about a backbone config.
+
+    Attributes:
+        label (str): Name shown, e.g. ``SkipResNetV1c-50`` or
+            ``SkipResNet-18 (w16)`` for a narrowed one.
+        canonical (str, optional): Paper name (``SkipResNet-50``) when the
+            backbone is full size, else None.
+        skip (bool): Gated (Skip / Dense) backbone.
+        family_key (tuple): Identity without the gating, for pairing.
+    """
+    label: str
+    canonical: Optional[str]
+    skip: bool
+    family_key: tuple
+
+
+def describe_backbone(cfg: Optional[dict]) -> BackboneInfo:
+    """Name a backbone from its config dict (type, depth, widths, arch).
+
+    Example:
+        >>> describe_backbone(dict(type='mmgate.SkipResNet', depth=50)).label
+        'SkipResNet-50'
+        >>> describe_backbone(dict(type='ResNeXt', depth=101, groups=32,
+        ...                        base_width=4)).canonical
+        'ResNeXt-101-32x4d'
+    """
+    if not cfg:
+        return BackboneInfo('?', None, False, ('?', ))
+    tname = _type_name(cfg)
+    skip = tname.startswith(('Skip', 'Dense'))
+    base = tname[4:] if tname.startswith('Skip') else tname
+    m = re.match(r'^(ResNeXt|ResNet|ConvNeXt)(V1[a-z])?$', base)
+    if m is None:
+        # an unknown backbone: name it by type, pair it by its arguments
+        args = tuple(sorted((k, repr(v)) for k, v in cfg.items()
+                            if k in ('depth', 'arch', 'widen_factor')))
+        family = tname[5:] if tname.startswith('Dense') else base
+        return BackboneInfo(tname, None, skip, (family, args))
+    family, variant = m[1], m[2] or ''
+    prefix = 'Skip' if tname.startswith('Skip') else ''
+    if family == 'ConvNeXt':
+        arch = cfg.get('arch', 'tiny')
+        if isinstance(arch, str):
+            short = CONVNEXT_ARCHS.get(arch, arch)
+            name = f'{family}-{short}'
+            return BackboneInfo(prefix + name, prefix + name, skip,
+                                (family, short))
+        depths = tuple(arch.get('depths', ()))
+        channels = tuple(arch.get('channels', ()))
+        label = f'{prefix}{family} (d{"-".join(map(str, depths))}, ' \
+                f'c{channels[0] if channels else "?"})'
+        return BackboneInfo(label, None, skip, (family, depths, channels))
+    depth = cfg.get('depth', '?')
+    width = cfg.get('base_channels', 64)
+    stem = cfg.get('stem_channels') or width
+    name = f'{family}-{depth}'
+    if family == 'ResNeXt':
+        groups = cfg.get('groups', 32 if prefix else None)
+        per_group = cfg.get('width_per_group', cfg.get('base_width',
+                                                        4 if prefix else None))
+        if groups is not None and per_group is not None:
+            name += f'-{groups}x{per_group}d'
+    full = width == 64 and stem == 64 and cfg.get('num_stages', 4) == 4
+    label = f'{prefix}{family}{variant}-{name.split("-", 1)[1]}'
+    if not full:
+        label += f' (w{width})'
+    key = (family + variant, name, width, stem, cfg.get('num_stages', 4))
+    return BackboneInfo(label, prefix + name if full else None, skip, key)
+
+
+def _dataset_type(cfg) -> str:
+    for split in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+        loader = cfg.get(split) if cfg else None
+        ds = loader.get('dataset') if isinstance(loader, dict) else None
+        # unwrap RepeatDataset / ClassBalancedDataset / MultiImageMix...
+        while isinstance(ds, dict) and isinstance(ds.get('dataset'), dict):
+            ds = ds['dataset']
+        if isinstance(ds, dict) and ds.get('type'):
+            return _type_name(ds)
+    return '?'
+
+
+def _evaluator_cfgs(cfg) -> List[dict]:
+    out = []
+    for key in ('test_evaluator', 'val_evaluator'):
+        ev = cfg.get(key) if cfg else None
+        if isinstance(ev, dict):
+            ev = ev.get('metrics', ev) if _type_name(ev) == 'Evaluator' \
+                else ev
+        for e in (ev if isinstance(ev, (list, tuple)) else [ev]):
+            if isinstance(e, dict):
+                out.append(e)
+    return out
+
+
+def _schedule(cfg) -> str:
+    tc = cfg.get('train_cfg') if cfg else None
+    if not isinstance(tc, dict):
+        return '?'
+    tname = _type_name(tc)
+    if 'max_epochs' in tc and tname != 'IterBasedTrainLoop':
+        return f'{tc["max_epochs"]} ep'
+    if 'max_iters' in tc:
+        n = tc['max_iters']
+        return f'{n // 1000}k it' if n % 1000 == 0 else f'{n} it'
+    return '?'
+
+
+def _planned(cfg) -> Optional[tuple]:
+    """``('epoch', 12)`` or ``('iter', 80000)``."""
+    tc = cfg.get('train_cfg') if cfg else None
+    if not isinstance(tc, dict):
+        return None
+    if 'max_epochs' in tc and _type_name(tc) != 'IterBasedTrainLoop':
+        return 'epoch', int(tc['max_epochs'])
+    if 'max_iters' in tc:
+        return 'iter', int(tc['max_iters'])
+    return None
+
+
+def _find(metrics: dict, key: str) -> Optional[float]:
+    if key in metrics:
+        return metrics[key]
+    hits = [v for k, v in metrics.items() if k.endswith('/' + key)]
+    return hits[0] if hits else None
+
+
+def _infer_task(run: RunLog) -> str:
+    logged = dict(run.val.get(max(run.val), {})) if run.val else {}
+    for _, m, _ in run.tests:
+        logged.update(m)
+    for task, metrics in TASK_METRICS.items():
+        if any(_find(logged, m.key) is not None for m in metrics):
+            return task
+    for ev in _evaluator_cfgs(run.config):
+        if _type_name(ev) in EVALUATOR_TASKS:
+            return EVALUATOR_TASKS[_type_name(ev)]
+    scope = run.config.get('default_scope') if run.config else None
+    return SCOPE_TASKS.get(scope, 'unknown')
+
+
+def _expected_metrics(task: str, run: RunLog) -> List[str]:
+    if task == 'det':
+        wanted = ['box_mAP']
+        for ev in _evaluator_cfgs(run.config):
+            metric = ev.get('metric', 'bbox')
+            metric = [metric] if isinstance(metric, str) else list(metric)
+            if 'segm' in metric:
+                wanted.append('mask_mAP')
+                break
+        return wanted
+    return [m.name for m in TASK_METRICS.get(task, ())]
+
+
+def _method(model_cfg: Optional[dict]) -> str:
+    if not isinstance(model_cfg, dict):
+        return '?'
+    name = _type_name(model_cfg)
+    for head_key in ('decode_head', 'roi_head', 'head'):
+        head = model_cfg.get(head_key)
+        if isinstance(head, dict) and head.get('type'):
+            name += f'+{_type_name(head)}'
+            if isinstance(head.get('mask_head'), (dict, list)):
+                name += '+mask'
+            break
+    return name
+
+
+def _paper_setting_matches(task: str, model_cfg, dataset: str) -> bool:
+    setting = SETTINGS.get(task)
+    if setting is None or not isinstance(model_cfg, dict):
+        return False
+    if _type_name(model_cfg) not in setting.model_types:
+        return False
+    if dataset not in setting.dataset_types:
+        return False
+    for head in setting.heads:
+        if head == 'mask_head':
+            roi = model_cfg.get('roi_head') or {}
+            if not roi.get('mask_head'):
+                return False
+        elif _type_name(model_cfg.get('decode_head') or {}) != head:
+            return False
+    return True
+
+
+@dataclass
+class RunSummary:
+    """One row of the report."""
+    config: str
+    work_dir: str
+    task: str
+    method: str
+    dataset: str
+    backbone: BackboneInfo
+    schedule: str
+    status: str
+    complete: bool
+    source: str
+    metrics: Dict[str, float] = field(default_factory=dict)
+    paper: Dict[str, float] = field(default_factory=dict)
+    params: Optional[float] = None  # millions
+    flops: Optional[float] = None  # G
+    notes: List[str] = field(default_factory=list)
+    pair_key: tuple = ()
+
+    @property
+    def diff(self) -> Dict[str, float]:
+        return {k: self.metrics[k] - v for k, v in self.paper.items()
+                if k in self.metrics}
+
+
+def _progress(run: RunLog) -> Optional[tuple]:
+    """``(unit, done, planned)`` of the training, when known."""
+    planned = _planned(run.config)
+    if planned is None:
+        return None
+    unit, total = planned
+    done = 0
+    if unit == 'epoch':
+        done = max(run.checkpoints.get('epoch', [0]))
+        if run.val:
+            by_epoch = run.config.get('default_hooks', {}).get(
+                'logger', {}).get('log_metric_by_epoch', True) \
+                if run.config else True
+            if by_epoch:
+                done = max(done, max(run.val))
+        if run.train and 'epoch' in run.train[-1]:
+            # the last logged epoch has at least started
+            done = max(done, int(run.train[-1]['epoch']) - 1)
+    else:
+        done = max(run.checkpoints.get('iter', [0]))
+        if run.train:
+            done = max(done, int(run.train[-1].get(
+                'iter', run.train[-1].get('step', 0))))
+        if run.val:
+            done = max(done, max(run.val))
+    return unit, min(done, total), total
+
+
+def summarize_run(run: RunLog) -> RunSummary:
+    """Final metrics, status and identity of one run."""
+    cfg = run.config
+    model_cfg = cfg.get('model') if cfg else None
+    task = _infer_task(run)
+    backbone = describe_backbone(
+        model_cfg.get('backbone') if isinstance(model_cfg, dict) else None)
+    dataset = _dataset_type(cfg)
+    summary = RunSummary(
+        config=run.name, work_dir=run.work_dir, task=task,
+        method=_method(model_cfg), dataset=dataset, backbone=backbone,
+        schedule=_schedule(cfg), status='', complete=False, source='')
+    notes = summary.notes
+    if cfg is None:
+        notes.append('no dumped config')
+
+    if run.final_test is not None:
+        ts, logged, where = run.final_test
+        sub = osp.relpath(where, run.work_dir)
+        summary.source = f'test {ts}' + ('' if sub == '.' else f' ({sub})')
+    elif run.last_val is not None:
+        step, logged = run.last_val
+        summary.source = f'val @{step}'
+    else:
+        logged = {}
+        summary.source = '-'
+    for m in TASK_METRICS.get(task, ()):
+        value = _find(logged, m.key)
+        if value is not None:
+            summary.metrics[m.name] = float(value) * m.scale
+
+    last_train = max(run.train_timestamps, default='')
+    stale = [t for t in run.tests if t[0] < last_train]
+    if stale:
+        notes.append(f'{len(stale)} test result(s) older than the last '
+                     'training launch not used')
+    progress = _progress(run)
+    trained = progress is None or progress[1] >= progress[2]
+    expected = _expected_metrics(task, run)
+    missing = [m for m in expected if m not in summary.metrics]
+    status = []
+    if not run.timestamps:
+        status.append('no logs')
+    elif not summary.metrics:
+        status.append('no metrics')
+    elif missing:
+        status.append('partial: no ' + ', '.join(missing))
+    if progress is not None and not trained:
+        unit, done, total = progress
+        status.append(f'trained {done}/{total} {unit}s')
+    if not status and progress is None and run.train:
+        status.append('schedule unknown')
+    summary.complete = not status
+    summary.status = 'complete' if not status else '; '.join(status)
+    notes.extend(run.problems)
+
+    if backbone.canonical and _paper_setting_matches(task, model_cfg,
+                                                     dataset):
+        summary.paper = dict(paper_result(task, backbone.canonical) or {})
+    summary.pair_key = (task, summary.method, dataset, summary.schedule,
+                        backbone.family_key)
+    return summary
+
+
+@dataclass
+class Pair:
+    """A Skip run and the base run of the same setting."""
+    base: RunSummary
+    skip: RunSummary
+
+    def gain(self, metric: str) -> Optional[float]:
+        if metric in self.base.metrics and metric in self.skip.metrics:
+            return self.skip.metrics[metric] - self.base.metrics[metric]
+        return None
+
+    def paper_gain(self, metric: str) -> Optional[float]:
+        if metric in self.base.paper and metric in self.skip.paper:
+            return self.skip.paper[metric] - self.base.paper[metric]
+        return None
+
+    @property
+    def label(self) -> str:
+        return f'{self.skip.backbone.label} vs {self.base.backbone.label}'
+
+
+def _strip_skip(name: str) -> str:
+    return re.sub(r'(?i)(skip|dense)(?=res|conv|mobile)', '', name)
+
+
+def pair_runs(summaries: Sequence[RunSummary]) -> List[Pair]:
+    """Match each gated run with the base run of the same task, method,
+    dataset, schedule and backbone family / depth / width (read from the
+    configs). When several base runs match, the one whose name is the Skip
+    name without ``skip`` wins."""
+    pairs = []
+    bases = [s for s in summaries if not s.backbone.skip]
+    for s in summaries:
+        if not s.backbone.skip:
+            continue
+        candidates = [b for b in bases if b.pair_key == s.pair_key]
+        if not candidates:
+            continue
+        named = [b for b in candidates if b.config == _strip_skip(s.config)]
+        chosen = (named or candidates)[0]
+        if len(candidates) > 1 and not named:
+            s.notes.append(f'{len(candidates)} base runs match; paired with '
+                           f'{chosen.config}')
+        pairs.append(Pair(chosen, s))
+    return pairs
+
+
+@dataclass
+class Report:
+    summaries: List[RunSummary]
+    pairs: List[Pair]
+
+
+def build_report(root: str,
+                 params: bool = False,
+                 flops: bool = False,
+                 flops_shapes: Optional[Dict[str, tuple]] = None) -> Report:
+    """Read every run under ``root`` and pair them.
+
+    Args:
+        root (str): ``work_dirs`` (or one run's directory).
+        params (bool): Build each config's model and count its parameters.
+        flops (bool): Also count FLOPs (``complexity.config_complexity``) at
+            ``flops_shapes[task]`` (defaults: det 3x800x1333, seg 3x512x512,
+            cls 3x224x224).
+    """
+    summaries = []
+    runs = find_runs(root)
+    for run in runs:
+        summaries.append(summarize_run(run))
+    if params or flops:
+        from .complexity import DEFAULT_TASK_SHAPES, config_complexity
+        shapes = dict(DEFAULT_TASK_SHAPES, **(flops_shapes or {}))
+        cache = {}
+        for run, s in zip(runs, summaries):
+            if run.config is None:
+                continue
+            key = (run.config.pretty_text, s.task)
+            if key not in cache:
+                try:
+                    cache[key] = config_complexity(
+                        run.config, shapes.get(s.task) if flops else None)
+                except Exception as e:  # keep the report going
+                    cache[key] = dict(error=f'{type(e).__name__}: {e}')
+            res = cache[key]
+            if 'error' in res:
+                s.notes.append(f'complexity failed: {res["error"]}')
+                continue
+            s.params = res['params'] / 1e6
+            if res.get('flops') is not None:
+                s.flops = res['flops'] / 1e9
+    order = {'det': 0, 'seg': 1, 'cls': 2}
+    summaries.sort(key=lambda s: (order.get(s.task, 3), repr(s.pair_key),
+                                  s.backbone.skip, s.config))
+    return Report(summaries, pair_runs(summaries))
+
+
+# ---- output -----------------------------------------------------------
+
+
+def _fmt(v: Optional[float], digits: int = 2, sign: bool = False) -> str:
+    if v is None:
+        return '-'
+    return f'{v:+.{digits}f}' if sign else f'{v:.{digits}f}'
+
+
+def format_markdown(report: Report, title: str = 'Benchmark report') -> str:
+    """The report as Markdown: one table per task, the pairs, the runs
+    that are not complete."""
+    out = [f'# {title}', '']
+    show_params = any(s.params is not None for s in report.summaries)
+    show_flops = any(s.flops is not None for s in report.summaries)
+    for task in ('det', 'seg', 'cls', 'unknown'):
+        rows = [s for s in report.summaries if s.task == task]
+        if not rows:
+            continue
+        metrics = TASK_METRICS.get(task, ())
+        head = ['config', 'backbone', 'method', 'dataset', 'schedule',
+                'status', 'result']
+        head += [m.label for m in metrics]
+        head += ['params (M)'] * show_params + ['FLOPs (G)'] * show_flops
+        head += [f'paper {m.label}' for m in metrics]
+        head += [f'Δ {m.label}' for m in metrics]
+        out += [f'## {TASK_TITLES[task]}', '',
+                '| ' + ' | '.join(head) + ' |',
+                '|' + '---|' * len(head)]
+        for s in rows:
+            cells = [s.config, s.backbone.label, s.method, s.dataset,
+                     s.schedule, s.status, s.source]
+            cells += [_fmt(s.metrics.get(m.name)) for m in metrics]
+            cells += [_fmt(s.params)] * show_params
+            cells += [_fmt(s.flops, 3)] * show_flops
+            cells += [_fmt(s.paper.get(m.name)) for m in metrics]
+            cells += [_fmt(s.diff.get(m.name), sign=True) for m in metrics]
+            out.append('| ' + ' | '.join(cells) + ' |')
+        out.append('')
+    if report.pairs:
+        out += ['## Base vs Skip', '',
+                '| task | pair | base run | Skip run | metric | base | Skip '
+                '| gain | paper base | paper Skip | paper gain |',
+                '|' + '---|' * 11]
+        for p in report.pairs:
+            for m in TASK_METRICS.get(p.skip.task, ()):
+                if m.name not in p.base.metrics and \
+                        m.name not in p.skip.metrics and \
+                        m.name not in p.skip.paper:
+                    continue
+                out.append('| ' + ' | '.join([
+                    p.skip.task, p.label, p.base.config, p.skip.config,
+                    m.label, _fmt(p.base.metrics.get(m.name)),
+                    _fmt(p.skip.metrics.get(m.name)),
+                    _fmt(p.gain(m.name), sign=True),
+                    _fmt(p.base.paper.get(m.name)),
+                    _fmt(p.skip.paper.get(m.name)),
+                    _fmt(p.paper_gain(m.name), sign=True)
+                ]) + ' |')
+        out.append('')
+    paired = {id(p.base) for p in report.pairs} | \
+        {id(p.skip) for p in report.pairs}
+    unpaired = [s.config for s in report.summaries if id(s) not in paired]
+    if unpaired:
+        out += ['Runs without a partner: ' + ', '.join(unpaired) + '.', '']
+    incomplete = [s for s in report.summaries if not s.complete or s.notes]
+    if incomplete:
+        out += ['## Incomplete runs and notes', '']
+        for s in incomplete:
+            out.append(f'- `{s.config}`: {s.status}' +
+                       ''.join(f'; {n}' for n in s.notes))
+        out.append('')
+    metrics_note = ('Metrics in percent (COCO mAP x100). "result" says where '
+                    'the numbers come from: the latest `tools/test.py` run, '
+                    'or the last validation (step = epoch or iteration). '
+                    'Paper values only where the run is the published '
+                    'setting (method, dataset, full-size backbone).')
+    out += [metrics_note, '']
+    return '\n'.join(out)
+
+
+ALL_METRICS = [m for ms in TASK_METRICS.values() for m in ms]
+
+
+def write_csv(report: Report, path: str) -> None:
+    """One row per run; metric, paper and difference columns of every
+    task (empty where they do not apply)."""
+    fields = ['config', 'work_dir', 'task', 'method', 'dataset', 'backbone',
+              'gated', 'schedule', 'status', 'complete', 'result']
+    fields += [m.name for m in ALL_METRICS]
+    fields += ['params_M', 'flops_G']
+    fields += [f'paper_{m.name}' for m in ALL_METRICS]
+    fields += [f'diff_{m.name}' for m in ALL_METRICS]
+    fields += ['notes']
+    _mkdir_for(path)
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for s in report.summaries:
+            row = dict(config=s.config, work_dir=s.work_dir, task=s.task,
+                       method=s.method, dataset=s.dataset,
+                       backbone=s.backbone.label, gated=s.backbone.skip,
+                       schedule=s.schedule, status=s.status,
+                       complete=s.complete, result=s.source,
+                       params_M=_csv(s.params), flops_G=_csv(s.flops),
+                       notes=' | '.join(s.notes))
+            for m in ALL_METRICS:
+                row[m.name] = _csv(s.metrics.get(m.name))
+                row[f'paper_{m.name}'] = _csv(s.paper.get(m.name))
+                row[f'diff_{m.name}'] = _csv(s.diff.get(m.name))
+            writer.writerow(row)
+
+
+def write_pairs_csv(report: Report, path: str) -> None:
+    """One row per pair and metric."""
+    fields = ['task', 'pair', 'base_config', 'skip_config', 'metric', 'base',
+              'skip', 'gain', 'paper_base', 'paper_skip', 'paper_gain']
+    _mkdir_for(path)
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for p in report.pairs:
+            for m in TASK_METRICS.get(p.skip.task, ()):
+                writer.writerow(dict(
+                    task=p.skip.task, pair=p.label,
+                    base_config=p.base.config, skip_config=p.skip.config,
+                    metric=m.name, base=_csv(p.base.metrics.get(m.name)),
+                    skip=_csv(p.skip.metrics.get(m.name)),
+                    gain=_csv(p.gain(m.name)),
+                    paper_base=_csv(p.base.paper.get(m.name)),
+                    paper_skip=_csv(p.skip.paper.get(m.name)),
+                    paper_gain=_csv(p.paper_gain(m.name))))
+
+
+def _csv(v: Optional[float]) -> str:
+    return '' if v is None else f'{v:.4f}'
+
+
+def _mkdir_for(path: str) -> None:
+    d = osp.dirname(osp.abspath(path))
+    os.makedirs(d, exist_ok=True)
+
+
+def plot_pairs(report: Report, path: str) -> Optional[str]:
+    """Grouped bars (base, Skip) of every pair and metric, the gain written
+    above; published values as black ticks. Returns ``path``, or None when
+    there is no pair with a metric."""
+    from .plotting import pyplot
+    plt = pyplot()
+    panels = []  # (title, [(label, base, skip, paper_base, paper_skip)])
+    for task in ('det', 'seg', 'cls'):
+        for m in TASK_METRICS[task]:
+            bars = [(p.label.replace(' vs ', '\nvs '),
+                     p.base.metrics.get(m.name), p.skip.metrics.get(m.name),
+                     p.base.paper.get(m.name), p.skip.paper.get(m.name))
+                    for p in report.pairs if p.skip.task == task]
+            bars = [b for b in bars if b[1] is not None or b[2] is not None]
+            if bars:
+                panels.append((f'{TASK_TITLES[task]}: {m.label}', bars))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(max(4.5, 2.2 * max(len(b) for _, b in
+                                                      panels)) * len(panels),
+                                 4.2), squeeze=False)
+    for ax, (title, bars) in zip(axes[0], panels):
+        xs = range(len(bars))
+        w = 0.38
+        base = [b[1] if b[1] is not None else 0 for b in bars]
+        skip = [b[2] if b[2] is not None else 0 for b in bars]
+        ax.bar([x - w / 2 for x in xs], base, w, label='base',
+               color='#9e9e9e')
+        ax.bar([x + w / 2 for x in xs], skip, w, label='Skip',
+               color='#1f77b4')
+        for x, b in zip(xs, bars):
+            for off, v in ((-w / 2, b[3]), (w / 2, b[4])):
+                if v is not None:
+                    ax.hlines(v, x + off - w / 2, x + off + w / 2,
+                              colors='k', linewidth=2,
+                              label='paper' if x == 0 and off < 0 else None)
+            if b[1] is not None and b[2] is not None:
+                top = max(b[1], b[2])
+                ax.annotate(f'{b[2] - b[1]:+.2f}', (x, top),
+                            textcoords='offset points', xytext=(0, 3),
+                            ha='center', fontsize=9)
+            for off, v in ((-w / 2, b[1]), (w / 2, b[2])):
+                if v is None:
+                    ax.annotate('missing', (x + off, 0), ha='center',
+                                va='bottom', rotation=90, fontsize=8)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([b[0] for b in bars], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel('%')
+        ax.legend(fontsize=8, loc='lower right')
+    fig.tight_layout()
+    _mkdir_for(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(root: str, out_dir: str, params: bool = False,
+                 flops: bool = False, title: str = 'Benchmark report',
+                 flops_shapes: Optional[Dict[str, tuple]] = None
+                 ) -> Tuple['Report', Dict[str, str]]:
+    """Build the report of ``root`` and write ``report.md``,
+    ``report.csv``, ``pairs.csv`` and ``pairs.png`` (when there are pairs)
+    into ``out_dir``. Returns the report and the written paths by kind."""
+    report = build_report(root, params=params, flops=flops,
+                          flops_shapes=flops_shapes)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = dict(markdown=osp.join(out_dir, 'report.md'),
+                 csv=osp.join(out_dir, 'report.csv'),
+                 pairs_csv=osp.join(out_dir, 'pairs.csv'))
+    with open(paths['markdown'], 'w', encoding='utf-8') as f:
+        f.write(format_markdown(report, title))
+    write_csv(report, paths['csv'])
+    write_pairs_csv(report, paths['pairs_csv'])
+    png = plot_pairs(report, osp.join(out_dir, 'pairs.png'))
+    if png:
+        paths['png'] = png
+    return report, paths

@@ -1,0 +1,413 @@
+"""Speed and memory of a gated backbone against its base, in one run.
+
+What is measured, for each model (``base`` and ``skip``):
+
+- ``train``: one training step in train mode: forward, ``loss = sum of the
+  outputs' means``, backward, an SGD step (momentum 0.9) and
+  ``zero_grad(set_to_none=True)``;
+- ``eval``: one forward in eval mode under ``torch.no_grad()``.
+
+Times are medians over ``repeats``; each repeat times ``iters`` consecutive
+calls per model, and the models alternate (base, skip, then skip, base, ...)
+so that drift (thermal, other load) hits both alike. Ratios are Skip / base.
+
+Peak memory, per model and mode, is measured in a fresh subprocess that
+builds only that model and runs ``warmup + 1`` calls:
+
+- CUDA: ``torch.cuda.max_memory_allocated()`` (tensors only: weights,
+  gradients, optimizer state, activations, workspace);
+- CPU: the peak resident set size of that process (``ru_maxrss``) minus its
+  peak before the model was built (after the imports). This includes what
+  CUDA's number includes plus allocator slack (freed memory glibc keeps),
+  and is only sound in a fresh process, where no earlier measurement left
+  its high-water mark behind (why ``tracemalloc`` is useless here: torch
+  allocates outside Python's allocator).
+
+The defaults are the foundation issue's benchmark: mmgate's SkipResNet-50
+against MMDetection's ResNet-50 (``mmdet.ResNet``, imported lazily), batch 8
+at 224x224, both with their defaults (``norm_eval=True``).
+"""
+import argparse
+import ast
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+__all__ = ['PRESETS', 'BenchOptions', 'make_step', 'time_models',
+           'peak_memory', 'benchmark', 'format_results', 'profile_step',
+           'parse_model_literal']
+
+PRESETS = {
+    'resnet50': (dict(type='mmdet.ResNet', depth=50),
+                 dict(type='mmgate.SkipResNet', depth=50)),
+    'resnet101': (dict(type='mmdet.ResNet', depth=101),
+                  dict(type='mmgate.SkipResNet', depth=101)),
+    'resnet34': (dict(type='mmdet.ResNet', depth=34),
+                 dict(type='mmgate.SkipResNet', depth=34)),
+    'resnext50': (dict(type='mmdet.ResNeXt', depth=50, groups=32,
+                       base_width=4),
+                  dict(type='mmgate.SkipResNeXt', depth=50, groups=32,
+                       width_per_group=4)),
+    'convnext_t': (dict(type='mmpretrain.ConvNeXt', arch='tiny',
+                        out_indices=(0, 1, 2, 3),
+                        gap_before_final_norm=False),
+                   dict(type='mmgate.SkipConvNeXt', arch='tiny',
+                        out_indices=(0, 1, 2, 3),
+                        gap_before_final_norm=False)),
+}
+
+
+class BenchOptions(dict):
+    """Options of a benchmark (a dict, so that it crosses to the memory
+    subprocess as JSON). Keys: ``batch``, ``size``, ``channels``,
+    ``device``, ``channels_last``, ``amp``, ``compile``, ``warmup``,
+    ``iters``, ``repeats``, ``threads``, ``norm_eval``."""
+
+    DEFAULTS = dict(batch=8, size=224, channels=3, device='cpu',
+                    channels_last=False, amp=False, compile=False,
+                    warmup=2, iters=2, repeats=5, threads=None,
+                    norm_eval=None)
+
+    def __init__(self, **kwargs) -> None:
+        unknown = set(kwargs) - set(self.DEFAULTS)
+        if unknown:
+            raise KeyError(f'unknown benchmark options {sorted(unknown)}')
+        super().__init__({**self.DEFAULTS, **kwargs})
+        if self['device'].startswith('cuda') and \
+                not torch.cuda.is_available():
+            raise RuntimeError('device cuda asked for, but CUDA is not '
+                               'available')
+        for key in ('batch', 'size', 'channels', 'iters', 'repeats'):
+            if int(self[key]) < 1:
+                raise ValueError(f'{key} must be >= 1, got {self[key]}')
+
+
+def build(model_cfg: dict, opts: BenchOptions) -> nn.Module:
+    from .complexity import build_model
+    cfg = dict(model_cfg)
+    if opts['norm_eval'] is not None:
+        cfg['norm_eval'] = bool(opts['norm_eval'])
+    model = build_model(cfg)
+    if hasattr(model, 'init_weights'):
+        model.init_weights()
+    model.to(opts['device'])
+    if opts['channels_last']:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def _outputs(out) -> List[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _outputs(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in _outputs(o)]
+    return []
+
+
+def make_step(model: nn.Module, mode: str, opts: BenchOptions) -> Callable:
+    """A no-argument callable that runs one ``train`` or ``eval`` step on
+    a fixed random batch."""
+    if mode not in ('train', 'eval'):
+        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+    device = opts['device']
+    x = torch.randn(opts['batch'], opts['channels'], opts['size'],
+                    opts['size'], device=device)
+    if opts['channels_last']:
+        x = x.contiguous(memory_format=torch.channels_last)
+    dev_type = 'cuda' if device.startswith('cuda') else 'cpu'
+    amp_dtype = torch.float16 if dev_type == 'cuda' else torch.bfloat16
+
+    def autocast():
+        if opts['amp']:
+            return torch.autocast(dev_type, dtype=amp_dtype)
+        return contextlib.nullcontext()
+
+    forward = torch.compile(model) if opts['compile'] else model
+
+    if mode == 'eval':
+
+        def step() -> None:
+            model.eval()
+            with torch.no_grad(), autocast():
+                forward(x)
+
+        return step
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    scaler = torch.amp.GradScaler(
+        'cuda', enabled=bool(opts['amp']) and dev_type == 'cuda')
+
+    def step() -> None:
+        model.train()
+        with autocast():
+            loss = sum(o.float().mean() for o in _outputs(forward(x)))
+        scaler.scale(loss).backward()
+        scaler.step(optim)
+        scaler.update()
+        optim.zero_grad(set_to_none=True)
+
+    return step
+
+
+def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
+                modes: Sequence[str] = ('train', 'eval')) -> Dict:
+    """Median seconds per step of each model and mode, interleaved.
+
+    Returns:
+        dict: ``{mode: {name: {'median': s, 'times': [...]}}}``.
+    """
+    device = opts['device']
+    steps = {(name, mode): make_step(m, mode, opts)
+             for name, m in models.items() for mode in modes}
+    for step in steps.values():  # warm-up (and compilation)
+        for _ in range(opts['warmup']):
+            step()
+    _sync(device)
+    times = {key: [] for key in steps}
+    names = list(models)
+    for r in range(opts['repeats']):
+        order = names if r % 2 == 0 else names[::-1]
+        for mode in modes:
+            for name in order:
+                step = steps[(name, mode)]
+                _sync(device)
+                t0 = time.perf_counter()
+                for _ in range(opts['iters']):
+                    step()
+                _sync(device)
+                times[(name, mode)].append(
+                    (time.perf_counter() - t0) / opts['iters'])
+    out = {}
+    for (name, mode), ts in times.items():
+        out.setdefault(mode, {})[name] = dict(
+            median=statistics.median(ts), times=ts)
+    return out
+
+
+def _maxrss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == 'darwin' else rss * 1024
+
+
+def _memory_worker(model_cfg: dict, mode: str, opts: BenchOptions) -> Dict:
+    """Body of the fresh process of ``peak_memory``."""
+    import mmgate.models  # noqa: F401  imports done before the baseline
+    from .complexity import build_model  # noqa: F401
+    if model_cfg.get('type', '').startswith(('mmdet.', 'mmpretrain.')):
+        __import__(model_cfg['type'].split('.')[0] + '.models')
+    if opts['threads']:
+        torch.set_num_threads(int(opts['threads']))
+    device = opts['device']
+    cuda = device.startswith('cuda')
+    if cuda:
+        torch.cuda.init()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        before = _maxrss_bytes()
+    model = build(model_cfg, opts)
+    step = make_step(model, mode, opts)
+    for _ in range(opts['warmup'] + 1):
+        step()
+    _sync(device)
+    peak = torch.cuda.max_memory_allocated() if cuda else _maxrss_bytes()
+    return dict(peak_bytes=peak - before, method='cuda.max_memory_allocated'
+                if cuda else 'ru_maxrss delta (fresh process)')
+
+
+def peak_memory(model_cfg: dict, mode: str, opts: BenchOptions) -> Dict:
+    """Peak memory of ``warmup + 1`` steps of a model in a fresh Python
+    process (see the module docstring)."""
+    payload = json.dumps(dict(model=model_cfg, mode=mode, opts=dict(opts)))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'mmgate.analysis.speed', '--memory-worker',
+         payload],
+        capture_output=True, text=True, env=dict(os.environ))
+    if proc.returncode != 0:
+        raise RuntimeError(f'memory measurement of {model_cfg} ({mode}) '
+                           f'failed:\n{proc.stderr[-3000:]}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def benchmark(base_cfg: dict, skip_cfg: dict,
+              opts: Optional[BenchOptions] = None,
+              modes: Sequence[str] = ('train', 'eval'),
+              memory: bool = True) -> Dict:
+    """Time (interleaved, in this process) and peak memory (fresh
+    processes) of base and Skip; the ratios Skip / base.
+
+    Returns:
+        dict: ``options``, ``models``, and per mode ``{base, skip}`` with
+        ``time_s``, ``images_per_s``, ``peak_mb`` and ``ratio`` entries.
+    """
+    opts = opts or BenchOptions()
+    if opts['threads']:
+        torch.set_num_threads(int(opts['threads']))
+    models = {'base': build(base_cfg, opts), 'skip': build(skip_cfg, opts)}
+    from .complexity import count_params
+    params = {k: count_params(m) for k, m in models.items()}
+    timing = time_models(models, opts, modes)
+    del models
+    result = dict(options=dict(opts), models=dict(base=base_cfg,
+                                                  skip=skip_cfg),
+                  params=params, torch=torch.__version__,
+                  threads=torch.get_num_threads(), modes={})
+    for mode in modes:
+        entry = {}
+        for name in ('base', 'skip'):
+            t = timing[mode][name]['median']
+            entry[name] = dict(time_s=t, images_per_s=opts['batch'] / t,
+                               times=timing[mode][name]['times'])
+            if memory:
+                cfg = base_cfg if name == 'base' else skip_cfg
+                mem = peak_memory(cfg, mode, opts)
+                entry[name]['peak_mb'] = mem['peak_bytes'] / 2**20
+                entry[name]['memory_method'] = mem['method']
+        entry['ratio'] = dict(
+            time=entry['skip']['time_s'] / entry['base']['time_s'])
+        if memory:
+            entry['ratio']['peak_mem'] = \
+                entry['skip']['peak_mb'] / entry['base']['peak_mb']
+        result['modes'][mode] = entry
+    return result
+
+
+def format_results(res: Dict) -> str:
+    """Markdown table of ``benchmark()``'s result."""
+    o = res['options']
+    lines = [
+        f"batch {o['batch']}, {o['size']}x{o['size']}, device "
+        f"{o['device']} ({res['threads']} threads), channels_last "
+        f"{o['channels_last']}, AMP {o['amp']}, compile {o['compile']}, "
+        f"torch {res['torch']}; median of {o['repeats']} x {o['iters']} "
+        'interleaved steps', '',
+        f"params: base {res['params']['base'] / 1e6:.2f}M, Skip "
+        f"{res['params']['skip'] / 1e6:.2f}M", '',
+        '| measure | base | Skip | Skip / base |', '|---|---|---|---|'
+    ]
+    names = dict(train='training step', eval='eval forward')
+    for mode, e in res['modes'].items():
+        b, s = e['base'], e['skip']
+        lines.append(f"| {names[mode]} time (ms) | {b['time_s'] * 1e3:.1f} | "
+                     f"{s['time_s'] * 1e3:.1f} | {e['ratio']['time']:.3f}x |")
+        lines.append(f"| {names[mode]} images/s | {b['images_per_s']:.2f} | "
+                     f"{s['images_per_s']:.2f} | "
+                     f"{s['images_per_s'] / b['images_per_s']:.3f}x |")
+        if 'peak_mem' in e['ratio']:
+            lines.append(
+                f"| {names[mode]} peak memory (MiB) | {b['peak_mb']:.0f} | "
+                f"{s['peak_mb']:.0f} | {e['ratio']['peak_mem']:.3f}x |")
+    return '\n'.join(lines)
+
+
+def profile_step(model_cfg: dict, opts: Optional[BenchOptions] = None,
+                 mode: str = 'train', row_limit: int = 15) -> Dict:
+    """Where one step's time goes: ``torch.profiler`` ops by self time,
+    and the share of the gates' forward (timed by hooks around every
+    ``GateModule``).
+
+    Returns:
+        dict: ``table`` (profiler text), ``step_s``, ``gate_forward_s``.
+    """
+    from torch.profiler import ProfilerActivity, profile, record_function
+    from mmgate.models.layers import GateModule
+    opts = opts or BenchOptions()
+    model = build(model_cfg, opts)
+    step = make_step(model, mode, opts)
+    for _ in range(opts['warmup']):
+        step()
+    spent = [0.]
+    stack = []
+
+    def pre(module, args):
+        _sync(opts['device'])
+        ctx = record_function('GateModule.forward')
+        ctx.__enter__()
+        stack.append((ctx, time.perf_counter()))
+
+    def post(module, args, out):
+        _sync(opts['device'])
+        ctx, t0 = stack.pop()
+        spent[0] += time.perf_counter() - t0
+        ctx.__exit__(None, None, None)
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, GateModule):
+            handles += [m.register_forward_pre_hook(pre),
+                        m.register_forward_hook(post)]
+    activities = [ProfilerActivity.CPU]
+    if opts['device'].startswith('cuda'):
+        activities.append(ProfilerActivity.CUDA)
+    _sync(opts['device'])
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        step()
+        _sync(opts['device'])
+    total = time.perf_counter() - t0
+    for h in handles:
+        h.remove()
+    sort = 'self_cuda_time_total' if len(activities) > 1 \
+        else 'self_cpu_time_total'
+    return dict(table=prof.key_averages().table(sort_by=sort,
+                                                row_limit=row_limit),
+                step_s=total, gate_forward_s=spent[0])
+
+
+def _literal(node: ast.AST):
+    """``ast.literal_eval`` that also reads ``dict(key=value)`` calls."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and node.func.id == 'dict' and not node.args:
+        return {kw.arg: _literal(kw.value) for kw in node.keywords}
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v)
+                for k, v in zip(node.keys, node.values)}
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = [_literal(e) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    return ast.literal_eval(node)
+
+
+def parse_model_literal(text: str) -> dict:
+    """``"dict(type='mmdet.ResNet', depth=50)"`` (or a ``{...}`` literal)
+    -> the model dict; nothing is executed."""
+    try:
+        value = _literal(ast.parse(text.strip(), mode='eval').body)
+    except (SyntaxError, ValueError) as e:
+        raise argparse.ArgumentTypeError(
+            f'not a literal model dict: {text!r} ({e})') from e
+    if not isinstance(value, dict) or 'type' not in value:
+        raise argparse.ArgumentTypeError(
+            f'a model is a dict literal with a type, got {text!r}')
+    return value
+
+
+def _worker_main(argv: Sequence[str]) -> None:
+    payload = json.loads(argv[0])
+    res = _memory_worker(payload['model'], payload['mode'],
+                         BenchOptions(**payload['opts']))
+    print(json.dumps(res))
+
+
+if __name__ == '__main__':
+    if len(sys.argv) > 2 and sys.argv[1] == '--memory-worker':
+        _worker_main(sys.argv[2:])
+    else:
+        sys.exit('use tools/analysis/benchmark_speed.py')

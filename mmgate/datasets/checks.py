@@ -1,0 +1,249 @@
+"""Check a config's data before a run starts.
+
+A missing data root, a broken annotation file or a corrupt image otherwise
+surfaces minutes into a run as a traceback from inside a DataLoader worker or
+pycocotools. :func:`check_data` runs in ``tools/train.py`` and
+``tools/test.py`` before the Runner is built and raises :class:`DataError`,
+whose message names the file (and the config key that points at it):
+
+1. every dataset of the phase (wrappers such as ``RepeatDataset`` and
+   ``ConcatDataset`` are unwrapped): its ``data_root`` and ``ann_file`` exist;
+   a JSON annotation file parses, and a COCO one has consistent images,
+   annotations and categories;
+2. the dataset is built through its registry (as the Runner would, without
+   its pipeline); a failure is reported with the dataset's files;
+3. every image / segmentation map it lists exists, and, for datasets of at
+   most ``max_decode`` samples (all of them with ``decode='all'``), decodes.
+
+Only local paths are checked; remote backends (``s3://`` ...) are skipped.
+"""
+import json
+import os.path as osp
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+__all__ = ['DataError', 'check_data', 'check_dataset_cfg', 'check_coco_json']
+
+class DataError(ValueError):
+    """Input data a run cannot use; the message names the file."""
+
+
+def _is_local(path: str) -> bool:
+    return '://' not in str(path)
+
+
+def _join(root: Optional[str], path: str) -> str:
+    if not path or not root or osp.isabs(path) or not _is_local(path):
+        return path
+    return osp.join(root, path)
+
+
+def _walk(dataset_cfg: dict, key: str) -> Iterator[Tuple[dict, str]]:
+    """Leaf dataset configs and their config keys (wrappers unwrapped)."""
+    if isinstance(dataset_cfg.get('dataset'), dict):
+        yield from _walk(dataset_cfg['dataset'], key + '.dataset')
+    elif isinstance(dataset_cfg.get('datasets'), (list, tuple)):
+        for i, sub in enumerate(dataset_cfg['datasets']):
+            yield from _walk(sub, f'{key}.datasets.{i}')
+    else:
+        yield dataset_cfg, key
+
+
+def _load_json(path: str, what: str):
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f'{what} {path} is not valid JSON (line {e.lineno}, '
+                        f'column {e.colno}: {e.msg})') from None
+    except UnicodeDecodeError as e:
+        raise DataError(f'{what} {path} is not a UTF-8 text file ({e})') \
+            from None
+
+
+def check_coco_json(path: str) -> dict:
+    """Parse a COCO annotation file and check that it is consistent.
+
+    Raises:
+        DataError: The file is missing, is not JSON, or an entry is
+            malformed; the message names the file and the entry.
+    """
+    if not osp.isfile(path):
+        raise DataError(f'annotation file {path} does not exist')
+    data = _load_json(path, 'annotation file')
+    if not isinstance(data, dict):
+        raise DataError(f'annotation file {path} holds a '
+                        f'{type(data).__name__}, not a COCO dict')
+    for key in ('images', 'annotations', 'categories'):
+        if not isinstance(data.get(key), list):
+            raise DataError(f'annotation file {path} has no "{key}" list '
+                            '(not a COCO instances file)')
+
+    def bad(kind, i, entry, why):
+        return DataError(f'annotation file {path}: {kind}[{i}] {why}: '
+                         f'{json.dumps(entry)[:200]}')
+
+    image_ids = set()
+    for i, img in enumerate(data['images']):
+        if not isinstance(img, dict) or not {'id', 'file_name'} <= set(img):
+            raise bad('images', i, img, 'needs "id" and "file_name"')
+        image_ids.add(img['id'])
+    cat_ids = set()
+    for i, cat in enumerate(data['categories']):
+        if not isinstance(cat, dict) or not {'id', 'name'} <= set(cat):
+            raise bad('categories', i, cat, 'needs "id" and "name"')
+        cat_ids.add(cat['id'])
+    for i, ann in enumerate(data['annotations']):
+        if not isinstance(ann, dict):
+            raise bad('annotations', i, ann, 'is not a dict')
+        if ann.get('image_id') not in image_ids:
+            raise bad('annotations', i, ann, 'refers to an unknown image_id')
+        if ann.get('category_id') not in cat_ids:
+            raise bad('annotations', i, ann,
+                      'refers to an unknown category_id')
+        bbox = ann.get('bbox')
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(isinstance(v, (int, float)) for v in bbox)
+                and bbox[2] >= 0 and bbox[3] >= 0):
+            raise bad('annotations', i, ann,
+                      'needs "bbox": [x, y, w, h] with w, h >= 0')
+        seg = ann.get('segmentation')
+        if seg is None:
+            continue
+        if isinstance(seg, list):
+            ok = all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
+                     and all(isinstance(v, (int, float)) for v in p)
+                     for p in seg)
+        else:
+            ok = isinstance(seg, dict) and {'counts', 'size'} <= set(seg)
+        if not ok:
+            raise bad('annotations', i, ann,
+                      'has a "segmentation" that is neither polygons '
+                      '(lists of >= 3 x, y pairs) nor RLE')
+    return data
+
+
+def _decodes(path: str) -> bool:
+    import cv2
+    import numpy as np
+    buf = np.fromfile(path, dtype=np.uint8)
+    return buf.size > 0 and cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) \
+        is not None
+
+
+def _build(dataset_cfg: dict, default_scope: Optional[str]):
+    """Build the dataset as the Runner would, without its pipeline."""
+    from mmengine.registry import DATASETS, init_default_scope
+    if default_scope:
+        init_default_scope(default_scope)
+    return DATASETS.build(dict(dataset_cfg, pipeline=[], lazy_init=False))
+
+
+def check_dataset_cfg(dataset_cfg: dict,
+                      key: str = 'dataset',
+                      default_scope: Optional[str] = None,
+                      decode: str = 'auto',
+                      max_decode: int = 2000) -> int:
+    """Check one dataset config (wrappers included).
+
+    Args:
+        dataset_cfg (dict): A ``*_dataloader.dataset`` config.
+        key (str): Its config key, used in messages.
+        default_scope (str, optional): Registry scope to build it in
+            ('mmdet', 'mmseg', 'mmpretrain').
+        decode (str): 'auto' decodes every image of a dataset with at most
+            ``max_decode`` samples, 'all' of any dataset, 'none' none.
+        max_decode (int): See ``decode``.
+
+    Returns:
+        int: The number of samples checked.
+
+    Raises:
+        DataError: The first problem found, naming the file.
+    """
+    if decode not in ('auto', 'all', 'none'):
+        raise ValueError(f"decode must be 'auto', 'all' or 'none', got "
+                         f'{decode!r}')
+    total = 0
+    for leaf, leaf_key in _walk(dataset_cfg, key):
+        name = leaf.get('type', 'dataset')
+        name = name if isinstance(name, str) else name.__name__
+        root = leaf.get('data_root')
+        if root and _is_local(root) and not osp.isdir(root):
+            raise DataError(
+                f'data root {root} of {name} ({leaf_key}.data_root) does not '
+                f'exist: put the data there or pass --cfg-options '
+                f'{leaf_key}.data_root=<path>')
+        ann_file = _join(root, leaf.get('ann_file') or '')
+        if ann_file and _is_local(ann_file):
+            if not osp.isfile(ann_file):
+                raise DataError(
+                    f'annotation file {ann_file} of {name} '
+                    f'({leaf_key}.ann_file) does not exist')
+            if ann_file.endswith('.json'):
+                if 'coco' in name.lower():
+                    check_coco_json(ann_file)
+                else:
+                    _load_json(ann_file, 'annotation file')
+        try:
+            dataset = _build(leaf, default_scope)
+        except DataError:
+            raise
+        except Exception as e:
+            files = ', '.join(f for f in (root, ann_file) if f)
+            raise DataError(
+                f'{name} ({leaf_key}) cannot be read from {files or "?"}: '
+                f'{type(e).__name__}: {e}') from e
+        paths: List[str] = []
+        for i in range(len(dataset)):
+            info = dataset.get_data_info(i)
+            paths += [info[k] for k in ('img_path', 'seg_map_path')
+                      if isinstance(info.get(k), str) and _is_local(info[k])]
+        for path in paths:
+            if not osp.isfile(path):
+                raise DataError(
+                    f'{path}, listed by {ann_file or root} ({name}, '
+                    f'{leaf_key}), does not exist')
+        if decode == 'all' or (decode == 'auto'
+                               and len(dataset) <= max_decode):
+            for path in paths:
+                if not _decodes(path):
+                    raise DataError(
+                        f'{path} ({name}, {leaf_key}) is not a readable '
+                        'image: the file is corrupt or not an image')
+        total += len(dataset)
+    return total
+
+
+def check_data(cfg,
+               phases: Sequence[str] = ('train', 'val'),
+               decode: str = 'auto',
+               max_decode: int = 2000) -> None:
+    """Check the datasets (and COCO evaluator files) of a run's phases.
+
+    Args:
+        cfg (Config): The run's config.
+        phases (Sequence[str]): Among 'train', 'val', 'test'; a phase whose
+            ``{phase}_dataloader`` or ``{phase}_cfg`` is missing or None is
+            skipped, as the Runner skips it.
+
+    Raises:
+        DataError: The first problem found.
+    """
+    scope = cfg.get('default_scope')
+    for phase in phases:
+        loader = cfg.get(f'{phase}_dataloader')
+        if not loader or cfg.get(f'{phase}_cfg') is None:
+            continue
+        check_dataset_cfg(loader['dataset'], f'{phase}_dataloader.dataset',
+                          scope, decode, max_decode)
+        evaluator = cfg.get(f'{phase}_evaluator')
+        for i, metric in enumerate(evaluator if isinstance(
+                evaluator, (list, tuple)) else [evaluator]):
+            ann = metric.get('ann_file') if isinstance(metric, dict) else None
+            if ann and _is_local(ann) and 'coco' in str(
+                    metric.get('type', '')).lower():
+                try:
+                    check_coco_json(ann)
+                except DataError as e:
+                    raise DataError(f'{e} ({phase}_evaluator.ann_file)') \
+                        from None

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from mmgate.models.layers import (GateModule, gate_hidden_channels,
+                                  skip_inbound_indices)
+
+
+def test_hidden_channels_match_spec():
+    assert [gate_hidden_channels(c, 8)
+            for c in (64, 128, 256, 512, 1024, 2048)] == \
+        [8, 16, 32, 64, 128, 256]
+    assert gate_hidden_channels(96, 8) == 16
+    assert gate_hidden_channels(4, 8) == 8
+
+
+def test_skip_inbound_indices():
+    assert skip_inbound_indices(0) == [0]
+    assert skip_inbound_indices(1) == [1, 0]
+    assert skip_inbound_indices(3) == [3, 2, 0]
+    assert skip_inbound_indices(6) == [6, 5, 3]
+    assert skip_inbound_indices(7) == [7, 6, 4, 0]
+    with pytest.raises(ValueError, match='index'):
+        skip_inbound_indices(-1)
+
+
+def _definition(gate, y, xs):
+    """The spec's formula, with the concatenation done the slow way."""
+    b, c = y.shape[:2]
+    d = torch.cat([y] + xs, dim=1).mean(dim=(2, 3), keepdim=True)
+    g = gate.conv2(gate.act(gate.norm(gate.conv1(d))))
+    g = g.view(b, 1 + len(xs), c)
+    out = torch.sigmoid(g[:, 0]).view(b, c, 1, 1) * y
+    w = torch.softmax(g[:, 1:], dim=1)
+    for k, x in enumerate(xs):
+        out = out + w[:, k].view(b, c, 1, 1) * x
+    return out, w
+
+
+@pytest.mark.parametrize('n', [1, 2, 3])
+def test_gate_equals_definition(n):
+    gate = GateModule(16, n).eval()
+    for p in gate.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    y = torch.randn(2, 16, 5, 7)
+    xs = [torch.randn(2, 16, 5, 7) for _ in range(n)]
+    expected, w = _definition(gate, y, xs)
+    torch.testing.assert_close(gate(y, xs), expected)
+    # the softmax weights sum to 1 over the inbounds, per sample and channel
+    torch.testing.assert_close(w.sum(dim=1), torch.ones(2, 16))
+    gate.record = True
+    gate(y, xs)
+    gate_y, weights = gate.last_gates
+    assert gate_y.shape == (2, 16) and weights.shape == (2, n, 16)
+    torch.testing.assert_close(weights.sum(1), torch.ones(2, 16))
+
+
+def test_gate_layout_and_lean():
+    gate = GateModule(64, 3)
+    assert gate.conv1.weight.shape == (8, 64 * 4, 1, 1)
+    assert gate.conv2.weight.shape == (64 * 4, 8, 1, 1)
+    assert gate.conv1.bias is None and gate.conv2.bias.shape == (256, )
+    full, lean = GateModule(64, 1), GateModule(64, 1, lean=True)
+    assert full.conv2.out_channels == 128 and lean.conv2.out_channels == 64
+    y, x = torch.randn(2, 64, 3, 3), torch.randn(2, 64, 3, 3)
+    lean.load_state_dict({
+        k: (v[:64] if k.startswith('conv2') else v)
+        for k, v in full.state_dict().items()
+    })
+    torch.testing.assert_close(full.eval()(y, [x]), lean.eval()(y, [x]))
+
+
+def test_gate_rejects_wrong_number_of_inbounds():
+    gate = GateModule(8, 2)
+    with pytest.raises(ValueError, match='2 inbounds'):
+        gate(torch.randn(1, 8, 2, 2), [torch.randn(1, 8, 2, 2)])
+
+
+def test_gate_gradients_reach_all_inputs():
+    gate = GateModule(8, 2)
+    y = torch.randn(2, 8, 4, 4, requires_grad=True)
+    xs = [torch.randn(2, 8, 4, 4, requires_grad=True) for _ in range(2)]
+    gate(y, xs).sum().backward()
+    assert all(t.grad is not None and t.grad.abs().sum() > 0
+               for t in [y, *xs])
+    assert gate.conv1.weight.grad.abs().sum() > 0
