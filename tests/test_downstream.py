@@ -25,6 +25,15 @@ BACKBONES = {
 }
 
 
+def stock_config(ref):
+    """``Config.fromfile`` for ``mmdet::path`` (the packaged .mim configs)."""
+    import importlib
+    import os.path as osp
+    package, path = ref.split('::')
+    root = osp.dirname(importlib.import_module(package).__file__)
+    return Config.fromfile(osp.join(root, '.mim', 'configs', path))
+
+
 def _train_step(model, data, optim_cfg):
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
     model.train()
@@ -45,11 +54,15 @@ def test_cascade_mask_rcnn_trains_one_step(backbone):
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
     init_default_scope('mmdet')
-    cfg = Config.fromfile(
+    cfg = stock_config(
         'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py')
     bb, channels = BACKBONES[backbone]
     cfg.model.backbone = copy.deepcopy(bb)
     cfg.model.neck.in_channels = channels
+    # stock heads, fewer sampled proposals: the step stays a few seconds
+    cfg.model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=64)
+    for stage_cfg in cfg.model.train_cfg.rcnn:
+        stage_cfg.sampler.num = 32
     model = MODELS.build(cfg.model)
     model.init_weights()
 
@@ -77,10 +90,11 @@ def test_upernet_trains_one_step(backbone):
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
     init_default_scope('mmseg')
-    cfg = Config.fromfile(
+    cfg = stock_config(
         'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py')
     bb, channels = BACKBONES[backbone]
     cfg.model.backbone = copy.deepcopy(bb)
+    cfg.model.pretrained = None  # the stock one names a ResNetV1c file
     cfg.model.decode_head.in_channels = channels
     cfg.model.decode_head.channels = 32
     cfg.model.auxiliary_head.in_channels = channels[2]
@@ -88,13 +102,15 @@ def test_upernet_trains_one_step(backbone):
     cfg.model.data_preprocessor.size = (64, 64)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))  # no SyncBN on CPU
     model.init_weights()
-    img = torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
-    sample = SegDataSample(metainfo=dict(img_shape=(64, 64),
-                                         ori_shape=(64, 64),
-                                         pad_shape=(64, 64)))
-    label = torch.randint(0, 150, (1, 64, 64))
-    sample.gt_sem_seg = PixelData(data=label)
+    imgs, samples = [], []
+    for _ in range(2):  # the PPM's 1x1 branch needs 2 samples for BN
+        imgs.append(torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8))
+        sample = SegDataSample(metainfo=dict(img_shape=(64, 64),
+                                             ori_shape=(64, 64),
+                                             pad_shape=(64, 64)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, 64, 64)))
+        samples.append(sample)
     log_vars = _train_step(
-        model, dict(inputs=[img], data_samples=[sample]),
+        model, dict(inputs=imgs, data_samples=samples),
         dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01)))
     assert {'decode.loss_ce', 'aux.loss_ce'} <= set(log_vars)

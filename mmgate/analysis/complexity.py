@@ -66,7 +66,7 @@ def build_model(model_cfg: dict,
     types are looked up; ``mmgate.*`` types always resolve.
     """
     import mmgate.models  # noqa: F401  (registers mmgate's classes)
-    from mmengine.registry import MODELS, DefaultScope
+    from mmengine.registry import DefaultScope, MODELS
     with DefaultScope.overwrite_default_scope(default_scope):
         return MODELS.build(model_cfg)
 

@@ -123,8 +123,8 @@ def describe_backbone(cfg: Optional[dict]) -> BackboneInfo:
     name = f'{family}-{depth}'
     if family == 'ResNeXt':
         groups = cfg.get('groups', 32 if prefix else None)
-        per_group = cfg.get('width_per_group', cfg.get('base_width',
-                                                        4 if prefix else None))
+        per_group = cfg.get('width_per_group',
+                            cfg.get('base_width', 4 if prefix else None))
         if groups is not None and per_group is not None:
             name += f'-{groups}x{per_group}d'
     full = width == 64 and stem == 64 and cfg.get('num_stages', 4) == 4
@@ -627,10 +627,10 @@ def plot_pairs(report: Report, path: str) -> Optional[str]:
                 panels.append((f'{TASK_TITLES[task]}: {m.label}', bars))
     if not panels:
         return None
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(max(4.5, 2.2 * max(len(b) for _, b in
-                                                      panels)) * len(panels),
-                                 4.2), squeeze=False)
+    width = max(4.5, 2.2 * max(len(b) for _, b in panels))
+    fig, axes = plt.subplots(1, len(panels),
+                             figsize=(width * len(panels), 4.2),
+                             squeeze=False)
     for ax, (title, bars) in zip(axes[0], panels):
         xs = range(len(bars))
         w = 0.38

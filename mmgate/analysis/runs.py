@@ -5,7 +5,7 @@ The layout MMEngine (0.10) writes for ``work_dirs/<cfg>``::
     <cfg>.py                       # Runner.dump_config (train and test runs)
     epoch_12.pth / iter_80000.pth, last_checkpoint
     <timestamp>/<timestamp>.log    # text log
-    <timestamp>/vis_data/scalars.json       # LocalVisBackend: one JSON per line
+    <timestamp>/vis_data/scalars.json       # LocalVisBackend: JSON lines
     <timestamp>/vis_data/<timestamp>.json   # the same lines (LoggerHook)
     <timestamp>/vis_data/config.py          # Visualizer.add_config
     <timestamp>/<timestamp>.json   # tools/test.py: the test metrics, one dict

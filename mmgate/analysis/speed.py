@@ -16,12 +16,16 @@ builds only that model and runs ``warmup + 1`` calls:
 
 - CUDA: ``torch.cuda.max_memory_allocated()`` (tensors only: weights,
   gradients, optimizer state, activations, workspace);
-- CPU: the peak resident set size of that process (``ru_maxrss``) minus its
-  peak before the model was built (after the imports). This includes what
-  CUDA's number includes plus allocator slack (freed memory glibc keeps),
-  and is only sound in a fresh process, where no earlier measurement left
-  its high-water mark behind (why ``tracemalloc`` is useless here: torch
-  allocates outside Python's allocator).
+- CPU: the growth of the process's resident set size, peak over baseline.
+  After the imports, the peak is reset to the current RSS (Linux: writing
+  ``5`` to ``/proc/self/clear_refs`` resets ``VmHWM``), the model is built
+  and run, and ``VmHWM`` minus the RSS at the reset is reported. It counts
+  what CUDA's number counts, plus allocator slack (freed memory glibc
+  keeps). Without the reset (not Linux) it falls back to ``ru_maxrss``
+  minus the RSS before building, which under-reports when the imports
+  peaked higher than the run. A fresh process per measurement is what
+  makes either sound: no earlier measurement's memory is cached or counted
+  (``tracemalloc`` would miss torch's allocations altogether).
 
 The defaults are the foundation issue's benchmark: mmgate's SkipResNet-50
 against MMDetection's ResNet-50 (``mmdet.ResNet``, imported lazily), batch 8
@@ -37,13 +41,14 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
 __all__ = ['PRESETS', 'BenchOptions', 'make_step', 'time_models',
-           'peak_memory', 'benchmark', 'format_results', 'profile_step',
+           'peak_memory', 'peak_memories', 'benchmark', 'format_results',
+           'profile_step',
            'parse_model_literal']
 
 PRESETS = {
@@ -201,6 +206,40 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
     return out
 
 
+def _proc_status_kb(key: str) -> Optional[int]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> Tuple[int, str]:
+    """Reset the peak RSS to the current RSS; return (baseline bytes,
+    method)."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        rss = _proc_status_kb('VmRSS')
+        if rss is not None and _proc_status_kb('VmHWM') is not None:
+            return rss * 1024, 'VmHWM - VmRSS at reset (fresh process)'
+    except OSError:
+        pass
+    rss = _proc_status_kb('VmRSS')
+    if rss is None:  # macOS: ru_maxrss is in bytes, and so is the baseline
+        return _maxrss_bytes(), 'ru_maxrss delta (fresh process)'
+    return rss * 1024, 'ru_maxrss - RSS before build (fresh process)'
+
+
+def _peak_rss(method: str) -> int:
+    if method.startswith('VmHWM'):
+        return _proc_status_kb('VmHWM') * 1024
+    return _maxrss_bytes()
+
+
 def _maxrss_bytes() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == 'darwin' else rss * 1024
@@ -219,31 +258,54 @@ def _memory_worker(model_cfg: dict, mode: str, opts: BenchOptions) -> Dict:
     if cuda:
         torch.cuda.init()
         torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
+        before, method = torch.cuda.memory_allocated(), \
+            'cuda.max_memory_allocated'
     else:
-        before = _maxrss_bytes()
+        before, method = _reset_peak_rss()
     model = build(model_cfg, opts)
     step = make_step(model, mode, opts)
     for _ in range(opts['warmup'] + 1):
         step()
     _sync(device)
-    peak = torch.cuda.max_memory_allocated() if cuda else _maxrss_bytes()
-    return dict(peak_bytes=peak - before, method='cuda.max_memory_allocated'
-                if cuda else 'ru_maxrss delta (fresh process)')
+    peak = torch.cuda.max_memory_allocated() if cuda else _peak_rss(method)
+    return dict(peak_bytes=peak - before, method=method)
+
+
+def _worker_cmd(model_cfg: dict, mode: str, opts: BenchOptions) -> list:
+    payload = json.dumps(dict(model=model_cfg, mode=mode, opts=dict(opts)))
+    return [sys.executable, '-m', 'mmgate.analysis.speed',
+            '--memory-worker', payload]
+
+
+def peak_memories(jobs: Sequence[tuple], parallel: int = 2) -> List[Dict]:
+    """``peak_memory`` of several ``(model_cfg, mode, opts)`` jobs, each in
+    its own fresh process, ``parallel`` processes at a time (the resident
+    set of one process does not depend on the others)."""
+    results: List[Optional[Dict]] = [None] * len(jobs)
+    pending = list(enumerate(jobs))
+    running = []
+    while pending or running:
+        while pending and len(running) < max(1, parallel):
+            i, (cfg, mode, opts) = pending.pop(0)
+            proc = subprocess.Popen(
+                _worker_cmd(cfg, mode, opts), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+            running.append((i, cfg, mode, proc))
+        i, cfg, mode, proc = running.pop(0)
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            for *_, other in running:
+                other.kill()
+            raise RuntimeError(f'memory measurement of {cfg} ({mode}) '
+                               f'failed:\n{err[-3000:]}')
+        results[i] = json.loads(out.strip().splitlines()[-1])
+    return results
 
 
 def peak_memory(model_cfg: dict, mode: str, opts: BenchOptions) -> Dict:
     """Peak memory of ``warmup + 1`` steps of a model in a fresh Python
-    process (see the module docstring)."""
-    payload = json.dumps(dict(model=model_cfg, mode=mode, opts=dict(opts)))
-    proc = subprocess.run(
-        [sys.executable, '-m', 'mmgate.analysis.speed', '--memory-worker',
-         payload],
-        capture_output=True, text=True, env=dict(os.environ))
-    if proc.returncode != 0:
-        raise RuntimeError(f'memory measurement of {model_cfg} ({mode}) '
-                           f'failed:\n{proc.stderr[-3000:]}')
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    process (see the module docstring): ``peak_bytes`` and ``method``."""
+    return peak_memories([(model_cfg, mode, opts)])[0]
 
 
 def benchmark(base_cfg: dict, skip_cfg: dict,
@@ -269,6 +331,12 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
                                                   skip=skip_cfg),
                   params=params, torch=torch.__version__,
                   threads=torch.get_num_threads(), modes={})
+    jobs = [(base_cfg if name == 'base' else skip_cfg, mode, opts)
+            for mode in modes for name in ('base', 'skip')]
+    # CUDA: one process at a time (they would share the device)
+    mems = iter(peak_memories(
+        jobs, parallel=1 if opts['device'].startswith('cuda') else 2)
+        if memory else [])
     for mode in modes:
         entry = {}
         for name in ('base', 'skip'):
@@ -276,8 +344,7 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
             entry[name] = dict(time_s=t, images_per_s=opts['batch'] / t,
                                times=timing[mode][name]['times'])
             if memory:
-                cfg = base_cfg if name == 'base' else skip_cfg
-                mem = peak_memory(cfg, mode, opts)
+                mem = next(mems)
                 entry[name]['peak_mb'] = mem['peak_bytes'] / 2**20
                 entry[name]['memory_method'] = mem['method']
         entry['ratio'] = dict(

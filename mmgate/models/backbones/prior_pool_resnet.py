@@ -25,6 +25,7 @@ Four backbones, all with MMDetection's ResNet interface and keys
   ``cifar_stem=True`` for 32x32 inputs). ImageNet weights of a plain ResNet
   load (the pools start from their own init; strides move, so the features
   change).
+  ``pool_stem=False`` keeps the stem's max-pool (and its strided conv).
 * :class:`PriorPoolSkipResNet`, :class:`PriorPoolSkipResNeXt`: the gated
   (Skip) blocks. With ``'post'``, the projected stage input that later gates
   read (``xs[0]``) is average-pooled with the same 2x2/2 geometry so that it
@@ -310,12 +311,22 @@ class PriorPoolSkipResNet(SkipResNet):
                 param.requires_grad = False
 
     def optional_pretrained_key(self, key: str, missing: bool) -> bool:
-        """Besides the parent's: the pools may be missing (weights of a
-        network without them), and a torchvision checkpoint's ``fc.*`` may
-        be left over."""
-        if missing and (key.startswith('maxpool.') or '.0.pool.' in key):
-            return True
-        if not missing and key.startswith('fc.'):
+        """Besides the parent's: the pools and the parameters a layer lists
+        in ``optional_pretrained_params`` (a Gaussian conv's ``prior_rho``,
+        FLGC's logits) may be missing, since the weights of a network
+        without them lack them; a torchvision checkpoint's ``fc.*`` may be
+        left over."""
+        if missing:
+            if key.startswith('maxpool.') or '.0.pool.' in key:
+                return True
+            module_name, _, param = key.rpartition('.')
+            try:
+                module = self.get_submodule(module_name)
+            except AttributeError:
+                module = None
+            if param in getattr(module, 'optional_pretrained_params', ()):
+                return True
+        elif key.startswith('fc.'):
             return True
         return super().optional_pretrained_key(key, missing)
 

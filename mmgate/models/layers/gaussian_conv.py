@@ -73,6 +73,9 @@ class GaussianPriorConv2d(nn.Conv2d):
         torch.Size([16, 8, 9, 9])
     """
 
+    # new to a network of plain convs: a pretrained checkpoint lacks them
+    optional_pretrained_params = ('prior_rho', )
+
     def __init__(self,
                  in_channels: int,
                  out_channels: int,

@@ -83,6 +83,9 @@ class LearnableGroupConv2d(nn.Conv2d):
         True
     """
 
+    # new to a network of plain convs: a pretrained checkpoint lacks them
+    optional_pretrained_params = ('in_group_logits', 'out_group_logits')
+
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
