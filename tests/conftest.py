@@ -1,10 +1,14 @@
 import os
 
-import pytest
-import torch
+# Tests are many small CPU workloads: one intra-op thread per process avoids
+# OpenMP spin-waiting against other processes (dist tests, workers), and
+# PASSIVE must be set before torch loads its OpenMP runtime.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-# Tests are CPU-only and must not compete with each other for the 2 cores.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

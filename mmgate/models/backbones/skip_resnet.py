@@ -14,6 +14,7 @@ import re
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
@@ -36,6 +37,27 @@ def _gate_kwargs(gate_cfg: dict) -> dict:
         norm_cfg=gate_cfg.get('norm_cfg', dict(type='BN', requires_grad=True)),
         act_cfg=gate_cfg.get('act_cfg', dict(type='ReLU')),
         lean=gate_cfg.get('lean', False))
+
+
+def batchnorm_affine(norm: nn.Module,
+                     c: Tensor) -> Optional[Tuple[Tensor, Tensor, Tensor]]:
+    """``(c, scale, shift)`` with ``norm(c) == c * scale + shift`` when
+    ``norm`` is a plain (non-synchronised) BatchNorm; None otherwise.
+
+    In training mode the batch statistics are computed again here (one
+    reduction over ``c``), in eval mode the running ones are used. The
+    result only serves the gate's backward pass (see ``gated_sum``).
+    """
+    if type(norm) not in (nn.BatchNorm2d, ) or not norm.affine:
+        return None
+    with torch.no_grad():
+        if norm.training or not norm.track_running_stats:
+            var, mean = torch.var_mean(c, dim=(0, 2, 3), unbiased=False)
+        else:
+            mean, var = norm.running_mean, norm.running_var
+        scale = norm.weight * torch.rsqrt(var + norm.eps)
+        shift = norm.bias - mean * scale
+    return c, scale.to(c.dtype), shift.to(c.dtype)
 
 
 class _GatedResBlock(BaseModule):
@@ -74,8 +96,18 @@ class _GatedResBlock(BaseModule):
         projection (only the stage's first block has one)."""
         return x if self.downsample is None else self.downsample(x)
 
-    def residual(self, x: Tensor) -> Tensor:
+    @property
+    def last_norm(self) -> nn.Module:
+        """The norm that ends the residual branch."""
         raise NotImplementedError
+
+    def residual_pre_norm(self, x: Tensor) -> Tensor:
+        """The residual branch up to (not including) ``last_norm``."""
+        raise NotImplementedError
+
+    def residual(self, x: Tensor) -> Tensor:
+        """The residual branch ``y`` (before drop-path and the gate)."""
+        return self.last_norm(self.residual_pre_norm(x))
 
     def forward(self, x: Tensor, inbounds: Sequence[Tensor],
                 inbound_descriptors: Sequence[Tensor]) -> Tensor:
@@ -89,8 +121,13 @@ class _GatedResBlock(BaseModule):
 
         def _inner_forward(x, *maps):
             n = len(maps) // 2
-            y = self.drop_path(self.residual(x))
-            return self.gate(y, maps[:n], maps[n:])
+            c = self.residual_pre_norm(x)
+            y = self.last_norm(c)
+            source = None
+            if not (self.training and isinstance(self.drop_path, DropPath)):
+                source = batchnorm_affine(self.last_norm, c)
+            y = self.drop_path(y)
+            return self.gate(y, maps[:n], maps[n:], y_source=source)
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(
@@ -162,9 +199,12 @@ class GatedBasicBlock(_GatedResBlock):
     def norm2(self) -> nn.Module:
         return getattr(self, self.norm2_name)
 
-    def residual(self, x: Tensor) -> Tensor:
-        out = self.relu(self.norm1(self.conv1(x)))
-        return self.norm2(self.conv2(out))
+    @property
+    def last_norm(self) -> nn.Module:
+        return self.norm2
+
+    def residual_pre_norm(self, x: Tensor) -> Tensor:
+        return self.conv2(self.relu(self.norm1(self.conv1(x))))
 
 
 class GatedBottleneck(_GatedResBlock):
@@ -258,10 +298,14 @@ class GatedBottleneck(_GatedResBlock):
     def norm3(self) -> nn.Module:
         return getattr(self, self.norm3_name)
 
-    def residual(self, x: Tensor) -> Tensor:
+    @property
+    def last_norm(self) -> nn.Module:
+        return self.norm3
+
+    def residual_pre_norm(self, x: Tensor) -> Tensor:
         out = self.relu(self.norm1(self.conv1(x)))
         out = self.relu(self.norm2(self.conv2(out)))
-        return self.norm3(self.conv3(out))
+        return self.conv3(out)
 
 
 class SkipResLayer(Sequential):
@@ -503,7 +547,8 @@ class SkipResNet(BaseModule):
                 dict(type='Constant', val=1,
                      layer=['_BatchNorm', 'GroupNorm', 'LayerNorm'])
             ]
-        last_norm = 'norm3' if self.block is GatedBottleneck else 'norm2'
+        last_norm = 'norm3' if issubclass(self.block, GatedBottleneck) \
+            else 'norm2'
         block_init_cfg = dict(type='Constant', val=0,
                               override=dict(name=last_norm)) \
             if zero_init_residual else None

@@ -25,6 +25,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmgate.registry import MODELS
+from .gated_sum import AffineSource, gated_sum
 from .norm import build_norm
 
 __all__ = ['GateModule', 'gate_hidden_channels', 'skip_inbound_indices',
@@ -176,8 +177,8 @@ class GateModule(BaseModule):
     def forward(self,
                 y: Tensor,
                 inbounds: Sequence[Tensor],
-                inbound_descriptors: Optional[Sequence[Tensor]] = None
-                ) -> Tensor:
+                inbound_descriptors: Optional[Sequence[Tensor]] = None,
+                y_source: Optional[AffineSource] = None) -> Tensor:
         """Mix ``y`` with its inbounds.
 
         Args:
@@ -186,6 +187,10 @@ class GateModule(BaseModule):
             inbound_descriptors (Sequence[Tensor], optional): Their
                 ``(B, C_k, 1, 1)`` global descriptors if already computed
                 (or taken from the unaligned originals).
+            y_source (tuple, optional): ``(c, scale, shift)`` with
+                ``y == c * scale + shift`` per channel (a BatchNorm's input
+                and its affine map), so that backward keeps ``c`` instead of
+                ``y``; see ``gated_sum``.
 
         Returns:
             Tensor: ``sigmoid(g_0) * y + sum_k w_k * x_k``, ``(B, C, H, W)``.
@@ -200,12 +205,5 @@ class GateModule(BaseModule):
         gate_y, weights = self.gate_weights(descriptor)
         if self.record:
             self.last_gates = (gate_y.detach(), weights.detach())
-        b, c = gate_y.shape
-        out = y * gate_y.view(b, c, 1, 1).to(y.dtype)
-        if self.num_inbounds == 1:
-            return out + inbounds[0]
-        weights = weights.to(y.dtype)
-        for k, x in enumerate(inbounds):
-            # in place on the fresh product: one pass per inbound
-            out.addcmul_(x, weights[:, k].view(b, c, 1, 1))
-        return out
+        return gated_sum(y, gate_y.to(y.dtype), weights.to(y.dtype),
+                         inbounds, y_source)

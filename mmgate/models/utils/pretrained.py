@@ -46,11 +46,25 @@ def _format(kind: str, keys: List[str]) -> str:
     return f'  {len(keys)} {kind}: {shown}{more}'
 
 
+def _declared_optional(model: nn.Module, key: str) -> bool:
+    """A plug-in layer may list parameters that a checkpoint of the plain
+    architecture cannot have (``optional_pretrained_params``), e.g. the
+    learnt variance of a Gaussian-prior conv placed in a pretrained net."""
+    module_name, _, param = key.rpartition('.')
+    try:
+        module = model.get_submodule(module_name) if module_name else model
+    except AttributeError:
+        return False
+    return param in getattr(module, 'optional_pretrained_params', ())
+
+
 def load_pretrained_weights(model: nn.Module, init_cfg: dict) -> None:
     """Load ``init_cfg['checkpoint']`` into ``model``, strictly.
 
     Args:
-        model (nn.Module): The backbone. It may define
+        model (nn.Module): The backbone. A submodule may list parameter
+            names in ``optional_pretrained_params`` that may be missing. It
+            may define
             ``optional_pretrained_key(key, missing) -> bool`` for keys that a
             classification checkpoint legitimately lacks or has in excess
             (output norms of unused stages, stages not built).
@@ -81,6 +95,7 @@ def load_pretrained_weights(model: nn.Module, init_cfg: dict) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state
                and not k.endswith('num_batches_tracked')
+               and not _declared_optional(model, k)
                and not (optional and optional(k, True))]
     unexpected = [k for k in state if k not in own
                   and not (optional and optional(k, False))]
