@@ -78,6 +78,8 @@ class DenseInvertedResidual(DenseBlockMixin, _GatedResBlock):
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         assert stride in (1, 2), f'stride must be 1 or 2, got {stride}'
+        assert norm_cfg is not None, \
+            'DenseInvertedResidual needs a norm: the gate reads its output'
         downsample = nn.AvgPool2d(2, stride=2, ceil_mode=True) \
             if stride == 2 else None
         super().__init__(
@@ -101,7 +103,19 @@ class DenseInvertedResidual(DenseBlockMixin, _GatedResBlock):
         ]
         self.conv = nn.Sequential(*layers)
 
+    @property
+    def last_norm(self) -> nn.Module:
+        """The BN that ends the branch (the gate reads its output)."""
+        return self.conv[-1].norm
+
+    def residual_pre_norm(self, x: Tensor) -> Tensor:
+        """The branch up to (not including) ``last_norm``."""
+        for layer in self.conv[:-1]:
+            x = layer(x)
+        return self.conv[-1].conv(x)
+
     def residual(self, x: Tensor) -> Tensor:
+        """The linear branch output ``y``."""
         return self.conv(x)
 
 
@@ -142,8 +156,9 @@ class DenseMobileNetV2(BaseModule):
 
     Example:
         >>> import torch
+        >>> from mmgate.models import DenseMobileNetV2
         >>> model = DenseMobileNetV2(widen_factor=0.25, out_indices=(1, 7))
-        >>> model.eval()
+        >>> model = model.eval()
         >>> outs = model(torch.rand(1, 3, 64, 64))
         >>> [tuple(o.shape) for o in outs]
         [(1, 8, 16, 16), (1, 1280, 2, 2)]
@@ -184,7 +199,8 @@ class DenseMobileNetV2(BaseModule):
             f'out_indices {out_indices} out of range(0, {num_layers + 1})'
         assert -1 <= frozen_stages <= num_layers, \
             f'frozen_stages must be in [-1, {num_layers}], got {frozen_stages}'
-        assert widen_factor > 0, f'widen_factor must be > 0, got {widen_factor}'
+        assert widen_factor > 0, \
+            f'widen_factor must be > 0, got {widen_factor}'
         assert 0. <= drop_path_rate < 1., \
             f'drop_path_rate must be in [0, 1), got {drop_path_rate}'
         if not isinstance(num_connections, int) or num_connections < 1:

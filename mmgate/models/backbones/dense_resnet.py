@@ -3,14 +3,15 @@ outputs of the whole network through a Gate Module.
 
 Block ``i`` computes (paper eq. 3)::
 
-    x_i = act( v_i * f_i(x_{i-1}) + sum_{k=i-N+1..i} w_ik * e_k ),  sum_k w_ik = 1
+    x_i = act(v_i * f_i(x_{i-1}) + sum_{k=i-N+1..i} w_ik * e_k)
+    with sum_k w_ik = 1
 
 where ``e_k`` is entry k of one global list (the stem output, then what every
 block used as its shortcut), so connections cross stage boundaries; older
 entries are average-pooled and zero-padded / truncated to the block's shape
 (``layers/inbound_align.py``, which also documents ``pad_mode``). The
 junction is the Skip family's :class:`GateModule`; the residual branches are
-the lead's :class:`GatedBasicBlock` / :class:`GatedBottleneck`, only the
+SkipResNet's :class:`GatedBasicBlock` / :class:`GatedBottleneck`, only the
 connection pattern differs. The Skip pattern is the in-stage, power-of-two
 special case of the same junction.
 
@@ -145,7 +146,7 @@ class DenseResNet(SkipResNet):
         >>> import torch
         >>> from mmgate.models import DenseResNet
         >>> model = DenseResNet(depth=18, base_channels=8, num_connections=4)
-        >>> model.eval()
+        >>> model = model.eval()
         >>> outs = model(torch.rand(1, 3, 32, 32))
         >>> for out in outs:
         ...     print(tuple(out.shape))
@@ -242,6 +243,7 @@ class DenseResNetCIFAR(DenseResNet):
 
     Example:
         >>> import torch
+        >>> from mmgate.models import DenseResNetCIFAR
         >>> model = DenseResNetCIFAR(depth=20, gate_reduction=2).eval()
         >>> tuple(model(torch.rand(1, 3, 32, 32))[0].shape)
         (1, 64, 8, 8)

@@ -14,7 +14,8 @@ That roughly adds 70% MACs and 8M parameters to ResNet-50, so the
 published gains are not compute-matched. ``pool_placement='pre'`` is the
 cheaper option: the strided stem is kept, the max-pool is replaced, and the
 2x2/2 pool is applied to the *input* of each strided stage (whose blocks then
-all run at stride 1).
+all run at stride 1). ``pool_stem=False`` keeps the stem's strided conv and
+max-pool in either placement.
 
 Four backbones, all with MMDetection's ResNet interface and keys
 (``conv1``, ``layer{s}.{j}.conv{1,2,3}``, ``layer{s}.0.downsample`` ...):
@@ -23,9 +24,8 @@ Four backbones, all with MMDetection's ResNet interface and keys
   With ``pool_cfg=None`` they are plain ResNets (max-pool, strided convs),
   which the Gaussian-conv and FLGC configs use (``dcn=`` for the 3x3,
   ``cifar_stem=True`` for 32x32 inputs). ImageNet weights of a plain ResNet
-  load (the pools start from their own init; strides move, so the features
-  change).
-  ``pool_stem=False`` keeps the stem's max-pool (and its strided conv).
+  load (the pools, a Gaussian conv's ``prior_rho`` and FLGC's logits start
+  from their own init; strides move, so the features change).
 * :class:`PriorPoolSkipResNet`, :class:`PriorPoolSkipResNeXt`: the gated
   (Skip) blocks. With ``'post'``, the projected stage input that later gates
   read (``xs[0]``) is average-pooled with the same 2x2/2 geometry so that it
@@ -217,7 +217,7 @@ class PriorPoolSkipResNet(SkipResNet):
         >>> import torch
         >>> from mmgate.models import PriorPoolSkipResNet
         >>> model = PriorPoolSkipResNet(depth=18, base_channels=8)
-        >>> model.eval()
+        >>> _ = model.eval()
         >>> for out in model(torch.rand(1, 3, 32, 32)):
         ...     print(tuple(out.shape))
         (1, 8, 8, 8)
@@ -241,6 +241,10 @@ class PriorPoolSkipResNet(SkipResNet):
         if pool_placement not in self.placements:
             raise ValueError(f'pool_placement must be one of '
                              f'{self.placements}, got {pool_placement!r}')
+        for name, flag in (('pool_stem', pool_stem),
+                           ('cifar_stem', cifar_stem)):
+            if not isinstance(flag, bool):
+                raise TypeError(f'{name} must be a bool, got {flag!r}')
         if cifar_stem and kwargs.get('deep_stem', False):
             raise ValueError('cifar_stem and deep_stem exclude each other')
         self.pool_cfg = pool_cfg
@@ -290,6 +294,7 @@ class PriorPoolSkipResNet(SkipResNet):
 
     def wrap_stage(self, layer: SkipResLayer, pool: Optional[nn.Module],
                    stride: int) -> nn.Module:
+        """The stage module: ``layer`` itself when it has no pool."""
         if pool is None:
             return layer
         return _stage_from_layer(PriorPoolSkipResLayer, layer, pool,
@@ -351,7 +356,7 @@ class PriorPoolSkipResNeXt(PriorPoolSkipResNet, SkipResNeXt):
         >>> from mmgate.models import PriorPoolSkipResNeXt
         >>> model = PriorPoolSkipResNeXt(depth=50, groups=4, width_per_group=4,
         ...                              base_channels=16, out_indices=(3, ))
-        >>> model.eval()
+        >>> _ = model.eval()
         >>> print(tuple(model(torch.rand(1, 3, 32, 32))[0].shape))
         (1, 512, 1, 1)
     """
@@ -380,7 +385,7 @@ class PriorPoolResNet(PriorPoolSkipResNet):
         >>> from mmgate.models import PriorPoolResNet
         >>> model = PriorPoolResNet(depth=50, base_channels=8,
         ...                         pool_placement='pre')
-        >>> model.eval()
+        >>> _ = model.eval()
         >>> for out in model(torch.rand(1, 3, 32, 32)):
         ...     print(tuple(out.shape))
         (1, 32, 8, 8)
@@ -409,6 +414,7 @@ class PriorPoolResNet(PriorPoolSkipResNet):
 
     def wrap_stage(self, layer: SkipResLayer, pool: Optional[nn.Module],
                    stride: int) -> nn.Module:
+        """Plain blocks take only ``x``: always a plain stage."""
         return _stage_from_layer(PriorPoolResLayer, layer, pool,
                                  self.pool_placement, stride)
 
@@ -427,7 +433,7 @@ class PriorPoolResNeXt(PriorPoolResNet, SkipResNeXt):
         >>> from mmgate.models import PriorPoolResNeXt
         >>> model = PriorPoolResNeXt(depth=50, groups=4, width_per_group=4,
         ...                          base_channels=16, out_indices=(3, ))
-        >>> model.eval()
+        >>> _ = model.eval()
         >>> print(tuple(model(torch.rand(1, 3, 32, 32))[0].shape))
         (1, 512, 1, 1)
     """

@@ -24,7 +24,6 @@ the plain conv. Exclude ``prior_rho`` from weight decay
 (``paramwise_cfg=dict(custom_keys={'.prior_rho': dict(decay_mult=0.)})``).
 """
 import math
-from typing import Optional
 
 import torch
 import torch.nn as nn

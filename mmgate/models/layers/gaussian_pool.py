@@ -85,7 +85,8 @@ class PriorEstimator(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not isinstance(reduction, int) or reduction < 1:
-            raise ValueError(f'reduction must be an int >= 1, got {reduction!r}')
+            raise ValueError(
+                f'reduction must be an int >= 1, got {reduction!r}')
         if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
             raise TypeError('norm_cfg must be a dict with a "type", got '
                             f'{norm_cfg!r}')
@@ -207,7 +208,7 @@ class GaussianPool2d(_GuidedPool2d):
 
     Example:
         >>> pool = GaussianPool2d(8, kernel_size=3, stride=2, padding=1)
-        >>> pool.eval()
+        >>> _ = pool.eval()
         >>> pool(torch.rand(1, 8, 32, 32)).shape
         torch.Size([1, 8, 16, 16])
     """
@@ -286,8 +287,8 @@ class MaxEntPool2d(_GuidedPool2d):
         init_cfg (dict, optional): Initialisation config.
 
     Example:
-        >>> pool = MaxEntPool2d(8)
-        >>> pool.eval()
+        >>> pool = MaxEntPool2d(8, ceil_mode=True)
+        >>> _ = pool.eval()
         >>> pool(torch.rand(1, 8, 15, 15)).shape
         torch.Size([1, 8, 8, 8])
     """

@@ -102,6 +102,7 @@ class InboundAlign(nn.Module):
         pad_mode (str): ``'paper'`` or ``'masked'`` (module docstring).
 
     Example:
+        >>> import torch
         >>> align = InboundAlign([8, 4], 8, pad_mode='masked')
         >>> maps, descs = align([torch.rand(1, 8, 4, 4),
         ...                      torch.rand(1, 4, 8, 8)],

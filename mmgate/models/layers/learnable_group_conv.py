@@ -116,6 +116,8 @@ class LearnableGroupConv2d(nn.Conv2d):
                 f'num_groups must be an int in [1, min(in_channels, '
                 f'out_channels)] = [1, {min(in_channels, out_channels)}], '
                 f'got {num_groups!r}')
+        if not isinstance(duplicate, bool):
+            raise TypeError(f'duplicate must be a bool, got {duplicate!r}')
         if not isinstance(dup_topk, int) or dup_topk < 1:
             raise ValueError(f'dup_topk must be an int >= 1, got {dup_topk!r}')
         if dup_source not in ('prob', 'logit'):
@@ -189,9 +191,12 @@ class LearnableGroupConv2d(nn.Conv2d):
         return a_in, a_out
 
     def mask(self) -> Tensor:
-        """``(C_out, C_in)`` 0/1 connection mask (straight-through)."""
-        a_in, a_out = self.assignments()
-        return a_out @ a_in.t()
+        """``(C_out, C_in)`` 0/1 connection mask (straight-through), fp32
+        also under autocast."""
+        with torch.autocast(device_type=self.weight.device.type,
+                            enabled=False):
+            a_in, a_out = self.assignments()
+            return a_out @ a_in.t()
 
     def forward(self, x: Tensor) -> Tensor:
         mask = self.mask().to(self.weight.dtype)
@@ -203,7 +208,8 @@ class LearnableGroupConv2d(nn.Conv2d):
         """``(input channels, filters)`` of every group, duplicates
         included, as index tensors (possibly empty)."""
         a_in, a_out = self.assignments()
-        return [(a_in[:, g].nonzero().flatten(), a_out[:, g].nonzero().flatten())
+        return [(a_in[:, g].nonzero().flatten(),
+                 a_out[:, g].nonzero().flatten())
                 for g in range(self.num_groups)]
 
     @torch.no_grad()
@@ -292,8 +298,8 @@ class PackedGroupConv2d(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.convs = nn.ModuleList(convs)
-        for g, (ii, oi) in enumerate(zip(in_index, out_index)):
-            self.register_buffer(f'in_index{g}', ii.clone())
+        for g, index in enumerate(in_index):
+            self.register_buffer(f'in_index{g}', index.clone())
         order = list(out_index) + ([idle_index] if idle_index is not None
                                    else [])
         position = torch.cat(order)

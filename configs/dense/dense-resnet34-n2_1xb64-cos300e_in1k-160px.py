@@ -1,0 +1,5 @@
+# DenseResNet-34, N = 2: dense-resnet34-n6_1xb64-cos300e_in1k-160px.py with
+# N = 2. 22.75M parameters; paper: 23.80 % top-1 error.
+_base_ = './dense-resnet34-n6_1xb64-cos300e_in1k-160px.py'
+
+model = dict(backbone=dict(num_connections=2))
