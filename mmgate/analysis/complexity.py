@@ -19,7 +19,9 @@ forward in eval mode), under one of two conventions:
 linear bias 1 per output element, ReLU 2 and sigmoid 4 per element,
 add / sub / mul / div 1 per output element (``addcmul`` 2), softmax
 ``3n - 1`` per n inputs, max pooling ``k*k - 1`` and average pooling
-``k*k`` per output element, ``mean`` (global pooling) 1 per input element;
+``k*k`` per output element, ``mean`` (global pooling) 1 per input element,
+mmgate's fused junction ``_GatedSum`` (an autograd Function, opaque to the
+trace) ``1 + 2n`` per output element;
 GELU 1 per element (how the authors' ONNX graph counted GELU and layer norm
 is not known: ConvNeXt comes out ~1.7 % below the table).
 With it the base ResNet-34/50 and ResNeXt-50 of the table are reproduced
@@ -30,6 +32,7 @@ every block.
 ``complexity()`` also returns the operators it did not count
 (``skipped_ops``), so that nothing is hidden.
 """
+import copy
 import math
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -42,7 +45,8 @@ from .paper_results import paper_complexity
 __all__ = [
     'DEFAULT_TASK_SHAPES', 'count_params', 'build_model', 'complexity',
     'config_complexity', 'classifier_cfg', 'classification_table',
-    'format_table', 'reference_op_handles', 'CONVENTIONS', 'parse_shape'
+    'format_table', 'reference_op_handles', 'CONVENTIONS', 'parse_shape',
+    'model_cfg_of', 'init_weights_quietly'
 ]
 
 DEFAULT_TASK_SHAPES = {
@@ -63,12 +67,48 @@ def build_model(model_cfg: dict,
     """Build a model or backbone config with MMEngine's registry.
 
     ``default_scope`` ('mmdet', 'mmseg', 'mmpretrain') is where unscoped
-    types are looked up; ``mmgate.*`` types always resolve.
+    types are looked up; ``mmgate.*`` types always resolve. Without CUDA,
+    SyncBN layers (MMSegmentation's configs) become BN, which computes the
+    same in eval mode and runs on a CPU.
     """
     import mmgate.models  # noqa: F401  (registers mmgate's classes)
+    from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import DefaultScope, MODELS
     with DefaultScope.overwrite_default_scope(default_scope):
-        return MODELS.build(model_cfg)
+        model = MODELS.build(model_cfg)
+    if not torch.cuda.is_available():
+        model = revert_sync_batchnorm(model)
+    return model
+
+
+def model_cfg_of(cfg) -> dict:
+    """``cfg.model`` as MMEngine's Runner builds it: a top-level
+    ``data_preprocessor`` (MMPretrain's configs) goes into the model."""
+    if 'model' not in cfg:
+        raise KeyError('the config has no `model`')
+    model = copy.deepcopy(cfg['model'])
+    pre = cfg.get('data_preprocessor')
+    if isinstance(model, dict) and pre is not None:
+        model.setdefault('data_preprocessor', copy.deepcopy(pre))
+    return model
+
+
+def init_weights_quietly(model: nn.Module) -> nn.Module:
+    """``model.init_weights()`` without MMEngine's per-parameter INFO log
+    (a ``Pretrained`` init_cfg still loads its checkpoint)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    if not hasattr(model, 'init_weights'):
+        return model
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+    return model
 
 
 def _ops(count: int, op: str):
@@ -135,6 +175,17 @@ def _pool(minus: int):
     return handle
 
 
+def _gated_sum(inputs, outputs):
+    """mmgate's fused junction (``layers/gated_sum.py``, an autograd
+    Function the trace cannot look into): ``y * a`` (1 per element) plus
+    one ``addcmul`` (2 per element) per inbound; ``n`` from the weights
+    ``(B, n, C)``, the only 3-d input."""
+    from mmengine.analysis.jit_handles import get_shape
+    n = next((get_shape(v)[1] for v in inputs
+              if get_shape(v) is not None and len(get_shape(v)) == 3), 0)
+    return _ops((1 + 2 * n) * _numel(outputs[0]), 'gated_sum')
+
+
 def reference_op_handles() -> Dict[str, Callable]:
     """FlopAnalyzer handles of the ``'reference'`` convention (see the
     module docstring), added to MMEngine's defaults."""
@@ -152,6 +203,7 @@ def reference_op_handles() -> Dict[str, Callable]:
         'aten::softmax': _softmax,
         'aten::max_pool2d': _pool(1),
         'aten::avg_pool2d': _pool(0),
+        'prim::PythonOp._GatedSum': _gated_sum,
     }
     for op in ('add', 'sub', 'mul', 'div'):
         handles[f'aten::{op}'] = _elementwise(1, op)
@@ -264,9 +316,7 @@ def config_complexity(cfg, input_shape: Optional[Sequence[int]] = None,
     from mmengine.config import Config
     if isinstance(cfg, str):
         cfg = Config.fromfile(cfg)
-    if 'model' not in cfg:
-        raise KeyError('the config has no `model` to count')
-    model = build_model(cfg.model, cfg.get('default_scope'))
+    model = build_model(model_cfg_of(cfg), cfg.get('default_scope'))
     return complexity(model, input_shape, backbone_only, convention)
 
 

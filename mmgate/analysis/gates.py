@@ -6,7 +6,10 @@ For every ``GateModule`` of a model, over all images seen:
   residual branch), over images and channels;
 - ``w_d<k>``: the mean softmax weight of the inbound ``k`` outputs back
   (``d1`` = the previous output, then 2, 4, 8, ... for the Skip pattern),
-  over images and channels. Per block these sum to 1.
+  over images and channels. Per block these sum to 1;
+- ``gate_y_std`` / ``w_std``: how much the gates differ between channels
+  (the standard deviation over channels, averaged over images; ``w_std``
+  also over the inbounds), which the means hide.
 
 The values are taken from ``GateModule.last_gates`` (``record=True``) by a
 forward hook, so every call of a gate counts, whatever the model does
@@ -88,8 +91,12 @@ class GateRecorder:
             gate_y, weights = module.last_gates
             s = self._sums[name]
             # per image: mean over channels; summed over images
-            s['gate_y'] += gate_y.float().mean(dim=1).sum().item()
-            s['weights'] += weights.float().mean(dim=2).sum(dim=0).cpu()
+            gate_y, weights = gate_y.float(), weights.float()
+            s['gate_y'] += gate_y.mean(dim=1).sum().item()
+            s['weights'] += weights.mean(dim=2).sum(dim=0).cpu()
+            if gate_y.size(1) > 1:
+                s['gate_y_std'] += gate_y.std(dim=1).sum().item()
+                s['w_std'] += weights.std(dim=2).mean(dim=1).sum().item()
             s['images'] += gate_y.size(0)
             s['calls'] += 1
 
@@ -99,7 +106,7 @@ class GateRecorder:
         for name, gate in self.gates:
             self._sums[name] = dict(
                 gate_y=0., weights=torch.zeros(gate.num_inbounds),
-                images=0, calls=0,
+                gate_y_std=0., w_std=0., images=0, calls=0,
                 distances=inbound_distances(self.model, name, gate))
             self._record_before[name] = gate.record
             gate.record = True
@@ -116,8 +123,9 @@ class GateRecorder:
 
     def rows(self) -> List[Dict]:
         """One dict per gate, in model order: ``block``, ``stage``,
-        ``index``, ``num_inbounds``, ``images``, ``gate_y``, ``distances``
-        and ``w_d<k>`` for each inbound distance ``k``."""
+        ``index``, ``num_inbounds``, ``images``, ``gate_y``,
+        ``gate_y_std``, ``w_std``, ``distances`` and ``w_d<k>`` for each
+        inbound distance ``k``."""
         out = []
         for name, gate in self.gates:
             s = self._sums.get(name)
@@ -129,6 +137,8 @@ class GateRecorder:
                        index=int(index) if index.isdigit() else index,
                        num_inbounds=gate.num_inbounds, images=s['images'],
                        gate_y=s['gate_y'] / s['images'],
+                       gate_y_std=s['gate_y_std'] / s['images'],
+                       w_std=s['w_std'] / s['images'],
                        distances=s['distances'])
             for d, w in zip(s['distances'], s['weights'] / s['images']):
                 row[f'w_d{d}'] = float(w)
@@ -162,11 +172,12 @@ def _distance_columns(rows: Sequence[Dict]) -> List[int]:
 
 
 def write_gate_csv(rows: Sequence[Dict], path: str) -> None:
-    """CSV: block, stage, index, num_inbounds, images, gate_y, w_d1,
-    w_d2, ... (empty where a block has no inbound at that distance)."""
+    """CSV: block, stage, index, num_inbounds, images, gate_y,
+    gate_y_std, w_std, w_d1, w_d2, ... (empty where a block has no inbound
+    at that distance)."""
     dists = _distance_columns(rows)
-    fields = ['block', 'stage', 'index', 'num_inbounds', 'images', 'gate_y'
-              ] + [f'w_d{d}' for d in dists]
+    fields = ['block', 'stage', 'index', 'num_inbounds', 'images', 'gate_y',
+              'gate_y_std', 'w_std'] + [f'w_d{d}' for d in dists]
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
@@ -186,7 +197,9 @@ def read_gate_csv(path: str) -> List[Dict]:
             row = dict(block=r['block'], stage=r['stage'],
                        index=int(r['index']) if r['index'].isdigit() else
                        r['index'], num_inbounds=int(r['num_inbounds']),
-                       images=int(r['images']), gate_y=float(r['gate_y']))
+                       images=int(r['images']), gate_y=float(r['gate_y']),
+                       gate_y_std=float(r['gate_y_std']),
+                       w_std=float(r['w_std']))
             row['distances'] = []
             for k, v in r.items():
                 if k.startswith('w_d') and v != '':
@@ -231,7 +244,10 @@ def plot_gate_heatmap(rows: Sequence[Dict], path: str,
         if annotate:
             for (i, j), v in np.ndenumerate(data):
                 if not np.isnan(v):
-                    ax.text(j, i, f'{v:.2f}', ha='center', va='center',
+                    text = f'{v:.2f}'
+                    if ax is ax0:  # the spread over channels
+                        text += f'\n±{rows[i]["gate_y_std"]:.2f}'
+                    ax.text(j, i, text, ha='center', va='center',
                             fontsize=6, color='w' if v < 0.6 else 'k')
         fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03, label=name)
     # stage boundaries
@@ -271,18 +287,16 @@ def load_model(config, checkpoint: Optional[str] = None,
         runs the part of the model that holds the gates.
     """
     from mmengine.config import Config
-    from .complexity import build_model
+    from .complexity import build_model, init_weights_quietly, model_cfg_of
     if isinstance(config, str):
         if not osp.isfile(config):
             raise FileNotFoundError(f'config {config} does not exist')
         config = Config.fromfile(config)
-    if 'model' not in config:
-        raise KeyError('the config has no `model`')
-    model = build_model(config.model, config.get('default_scope'))
+    model = build_model(model_cfg_of(config), config.get('default_scope'))
     if checkpoint:
         load_weights(model, checkpoint, prefix)
-    elif hasattr(model, 'init_weights'):
-        model.init_weights()  # e.g. init_cfg=dict(type='Pretrained', ...)
+    else:  # e.g. init_cfg=dict(type='Pretrained', ...)
+        init_weights_quietly(model)
     model.to(device).eval()
     backbone = getattr(model, 'backbone', model)
     return model, backbone, config

@@ -27,21 +27,23 @@ class Setting(NamedTuple):
         heads (tuple[str]): Required decode/roi head types (empty: any).
         dataset_types (tuple[str]): ``dataset.type`` values of the dataset.
         dataset (str): Dataset name for the report.
+        num_classes (int): Classes of the published setting.
     """
     method: str
     model_types: tuple
     heads: tuple
     dataset_types: tuple
     dataset: str
+    num_classes: int
 
 
 SETTINGS: Dict[str, Setting] = {
     'det': Setting('Cascade Mask R-CNN', ('CascadeRCNN', ), ('mask_head', ),
-                   ('CocoDataset', ), 'COCO'),
+                   ('CocoDataset', ), 'COCO', 80),
     'seg': Setting('UPerNet', ('EncoderDecoder', ), ('UPerHead', ),
-                   ('ADE20KDataset', ), 'ADE20k'),
+                   ('ADE20KDataset', ), 'ADE20k', 150),
     'cls': Setting('ImageNet classifier (224 px)', ('ImageClassifier', ), (),
-                   ('ImageNet', ), 'ImageNet-1k'),
+                   ('ImageNet', ), 'ImageNet-1k', 1000),
 }
 
 

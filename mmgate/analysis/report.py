@@ -233,6 +233,17 @@ def _method(model_cfg: Optional[dict]) -> str:
     return name
 
 
+def _num_classes(task: str, model_cfg: dict) -> Optional[int]:
+    """Classes of the model's (first) prediction head, when stated."""
+    head = dict(det=(model_cfg.get('roi_head') or {}).get('bbox_head'),
+                seg=model_cfg.get('decode_head'),
+                cls=model_cfg.get('head')).get(task)
+    if isinstance(head, (list, tuple)) and head:
+        head = head[0]
+    n = head.get('num_classes') if isinstance(head, dict) else None
+    return int(n) if isinstance(n, int) else None
+
+
 def _paper_setting_matches(task: str, model_cfg, dataset: str) -> bool:
     setting = SETTINGS.get(task)
     if setting is None or not isinstance(model_cfg, dict):
@@ -241,6 +252,9 @@ def _paper_setting_matches(task: str, model_cfg, dataset: str) -> bool:
         return False
     if dataset not in setting.dataset_types:
         return False
+    classes = _num_classes(task, model_cfg)
+    if classes is not None and classes != setting.num_classes:
+        return False  # e.g. a demo subset in COCO format
     for head in setting.heads:
         if head == 'mask_head':
             roi = model_cfg.get('roi_head') or {}
@@ -338,9 +352,10 @@ def summarize_run(run: RunLog) -> RunSummary:
 
     last_train = max(run.train_timestamps, default='')
     stale = [t for t in run.tests if t[0] < last_train]
-    if stale:
-        notes.append(f'{len(stale)} test result(s) older than the last '
-                     'training launch not used')
+    for ts, _, where in stale:
+        sub = osp.relpath(where, run.work_dir)
+        notes.append(f'test {ts}' + ('' if sub == '.' else f' ({sub})') +
+                     ' predates the training: not used')
     progress = _progress(run)
     trained = progress is None or progress[1] >= progress[2]
     expected = _expected_metrics(task, run)

@@ -10,6 +10,11 @@ What is measured, for each model (``base`` and ``skip``):
 Times are medians over ``repeats``; each repeat times ``iters`` consecutive
 calls per model, and the models alternate (base, skip, then skip, base, ...)
 so that drift (thermal, other load) hits both alike. Ratios are Skip / base.
+Both the wall-clock time and this process's CPU time are recorded: on a
+shared CPU machine with ``threads=1`` the CPU time is the robust measure
+(other processes stretch the wall clock, not the CPU time); with several
+threads, OpenMP's spin-waiting inflates the CPU time, so use the wall
+clock there (and on CUDA).
 
 Peak memory, per model and mode, is measured in a fresh subprocess that
 builds only that model and runs ``warmup + 1`` calls:
@@ -19,13 +24,22 @@ builds only that model and runs ``warmup + 1`` calls:
 - CPU: the growth of the process's resident set size, peak over baseline.
   After the imports, the peak is reset to the current RSS (Linux: writing
   ``5`` to ``/proc/self/clear_refs`` resets ``VmHWM``), the model is built
-  and run, and ``VmHWM`` minus the RSS at the reset is reported. It counts
-  what CUDA's number counts, plus allocator slack (freed memory glibc
-  keeps). Without the reset (not Linux) it falls back to ``ru_maxrss``
-  minus the RSS before building, which under-reports when the imports
-  peaked higher than the run. A fresh process per measurement is what
-  makes either sound: no earlier measurement's memory is cached or counted
-  (``tracemalloc`` would miss torch's allocations altogether).
+  and run, and ``VmHWM`` minus the RSS at the reset is reported. The
+  worker runs with ``MALLOC_MMAP_THRESHOLD_=131072``: every allocation
+  from 128 KiB up (all feature maps) gets its own mapping and goes back to
+  the system when freed, so the resident set follows the live tensors
+  rather than what glibc keeps cached; the number then counts what CUDA's
+  counts (plus small-object heap). Without the reset (not Linux) it falls
+  back to ``ru_maxrss`` minus the RSS before building, which under-reports
+  when the imports peaked higher than the run. A fresh process per
+  measurement is what makes either sound: no earlier measurement's memory
+  is cached or counted (``tracemalloc`` would miss torch's allocations
+  altogether).
+
+Also reported: ``peak - state`` (the peak minus the weights, and for
+training their gradients and SGD momentum, all fp32), and, for training,
+the bytes autograd saves for backward (``saved_activation_bytes``: exact,
+device independent, but without the backward pass's transient buffers).
 
 The defaults are the foundation issue's benchmark: mmgate's SkipResNet-50
 against MMDetection's ResNet-50 (``mmdet.ResNet``, imported lazily), batch 8
@@ -48,7 +62,7 @@ import torch.nn as nn
 
 __all__ = ['PRESETS', 'BenchOptions', 'make_step', 'time_models',
            'peak_memory', 'peak_memories', 'benchmark', 'format_results',
-           'profile_step',
+           'profile_step', 'saved_activation_bytes',
            'parse_model_literal']
 
 PRESETS = {
@@ -97,13 +111,12 @@ class BenchOptions(dict):
 
 
 def build(model_cfg: dict, opts: BenchOptions) -> nn.Module:
-    from .complexity import build_model
+    """Build, initialise and place a model for the benchmark."""
+    from .complexity import build_model, init_weights_quietly
     cfg = dict(model_cfg)
     if opts['norm_eval'] is not None:
         cfg['norm_eval'] = bool(opts['norm_eval'])
-    model = build_model(cfg)
-    if hasattr(model, 'init_weights'):
-        model.init_weights()
+    model = init_weights_quietly(build_model(cfg))
     model.to(opts['device'])
     if opts['channels_last']:
         model.to(memory_format=torch.channels_last)
@@ -176,7 +189,8 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
     """Median seconds per step of each model and mode, interleaved.
 
     Returns:
-        dict: ``{mode: {name: {'median': s, 'times': [...]}}}``.
+        dict: ``{mode: {name: {'median': s, 'times': [...], 'cpu_median':
+        s, 'cpu_times': [...]}}}`` (wall clock and process CPU time).
     """
     device = opts['device']
     steps = {(name, mode): make_step(m, mode, opts)
@@ -186,6 +200,7 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
             step()
     _sync(device)
     times = {key: [] for key in steps}
+    cpu_times = {key: [] for key in steps}
     names = list(models)
     for r in range(opts['repeats']):
         order = names if r % 2 == 0 else names[::-1]
@@ -193,16 +208,21 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
             for name in order:
                 step = steps[(name, mode)]
                 _sync(device)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for _ in range(opts['iters']):
                     step()
                 _sync(device)
                 times[(name, mode)].append(
                     (time.perf_counter() - t0) / opts['iters'])
+                cpu_times[(name, mode)].append(
+                    (time.process_time() - c0) / opts['iters'])
     out = {}
-    for (name, mode), ts in times.items():
+    for key, ts in times.items():
+        name, mode = key
         out.setdefault(mode, {})[name] = dict(
-            median=statistics.median(ts), times=ts)
+            median=statistics.median(ts), times=ts,
+            cpu_median=statistics.median(cpu_times[key]),
+            cpu_times=cpu_times[key])
     return out
 
 
@@ -238,6 +258,36 @@ def _peak_rss(method: str) -> int:
     if method.startswith('VmHWM'):
         return _proc_status_kb('VmHWM') * 1024
     return _maxrss_bytes()
+
+
+def saved_activation_bytes(model: nn.Module, opts: BenchOptions) -> int:
+    """Bytes autograd keeps for the backward pass of one training forward
+    (unique storages of the saved tensors, parameters excluded): the
+    activation memory of training, exactly and on any device, without the
+    backward pass's transient buffers (which the peak includes)."""
+    device = opts['device']
+    x = torch.randn(opts['batch'], opts['channels'], opts['size'],
+                    opts['size'], device=device)
+    if opts['channels_last']:
+        x = x.contiguous(memory_format=torch.channels_last)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    dev_type = 'cuda' if device.startswith('cuda') else 'cpu'
+    amp = torch.autocast(dev_type, dtype=torch.float16 if dev_type == 'cuda'
+                         else torch.bfloat16) if opts['amp'] \
+        else contextlib.nullcontext()
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), amp:
+        out = model(x)
+    del out
+    return sum(seen.values())
 
 
 def _maxrss_bytes() -> int:
@@ -277,6 +327,16 @@ def _worker_cmd(model_cfg: dict, mode: str, opts: BenchOptions) -> list:
             '--memory-worker', payload]
 
 
+def _worker_env() -> dict:
+    """glibc: allocations from 128 KiB up always get their own mapping,
+    returned to the system when freed (a fixed threshold also stops glibc
+    from raising it), so that the resident set follows the live tensors
+    instead of what the allocator keeps cached."""
+    env = dict(os.environ)
+    env.setdefault('MALLOC_MMAP_THRESHOLD_', str(128 * 1024))
+    return env
+
+
 def peak_memories(jobs: Sequence[tuple], parallel: int = 2) -> List[Dict]:
     """``peak_memory`` of several ``(model_cfg, mode, opts)`` jobs, each in
     its own fresh process, ``parallel`` processes at a time (the resident
@@ -289,7 +349,7 @@ def peak_memories(jobs: Sequence[tuple], parallel: int = 2) -> List[Dict]:
             i, (cfg, mode, opts) = pending.pop(0)
             proc = subprocess.Popen(
                 _worker_cmd(cfg, mode, opts), stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                stderr=subprocess.PIPE, text=True, env=_worker_env())
             running.append((i, cfg, mode, proc))
         i, cfg, mode, proc = running.pop(0)
         out, err = proc.communicate()
@@ -326,6 +386,8 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
     from .complexity import count_params
     params = {k: count_params(m) for k, m in models.items()}
     timing = time_models(models, opts, modes)
+    saved = {k: saved_activation_bytes(m, opts) for k, m in models.items()} \
+        if 'train' in modes else {}
     del models
     result = dict(options=dict(opts), models=dict(base=base_cfg,
                                                   skip=skip_cfg),
@@ -342,16 +404,36 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
         for name in ('base', 'skip'):
             t = timing[mode][name]['median']
             entry[name] = dict(time_s=t, images_per_s=opts['batch'] / t,
-                               times=timing[mode][name]['times'])
+                               times=timing[mode][name]['times'],
+                               cpu_time_s=timing[mode][name]['cpu_median'],
+                               cpu_times=timing[mode][name]['cpu_times'])
             if memory:
                 mem = next(mems)
                 entry[name]['peak_mb'] = mem['peak_bytes'] / 2**20
                 entry[name]['memory_method'] = mem['method']
+                # what the step must hold whatever the activations: weights
+                # (+ gradients and SGD momentum when training), fp32
+                copies = 3 if mode == 'train' else 1
+                entry[name]['state_mb'] = \
+                    copies * 4 * params[name] / 2**20
+                entry[name]['activation_mb'] = \
+                    entry[name]['peak_mb'] - entry[name]['state_mb']
+        if mode == 'train':
+            for name in ('base', 'skip'):
+                entry[name]['saved_mb'] = saved[name] / 2**20
         entry['ratio'] = dict(
-            time=entry['skip']['time_s'] / entry['base']['time_s'])
+            time=entry['skip']['time_s'] / entry['base']['time_s'],
+            cpu_time=entry['skip']['cpu_time_s'] /
+            max(entry['base']['cpu_time_s'], 1e-12))
+        if mode == 'train':
+            entry['ratio']['saved_mem'] = \
+                saved['skip'] / max(saved['base'], 1)
         if memory:
             entry['ratio']['peak_mem'] = \
                 entry['skip']['peak_mb'] / entry['base']['peak_mb']
+            entry['ratio']['activation_mem'] = \
+                entry['skip']['activation_mb'] / \
+                max(entry['base']['activation_mb'], 1e-9)
         result['modes'][mode] = entry
     return result
 
@@ -374,13 +456,28 @@ def format_results(res: Dict) -> str:
         b, s = e['base'], e['skip']
         lines.append(f"| {names[mode]} time (ms) | {b['time_s'] * 1e3:.1f} | "
                      f"{s['time_s'] * 1e3:.1f} | {e['ratio']['time']:.3f}x |")
+        if not o['device'].startswith('cuda'):
+            lines.append(
+                f"| {names[mode]} CPU time (ms) | "
+                f"{b['cpu_time_s'] * 1e3:.1f} | {s['cpu_time_s'] * 1e3:.1f} "
+                f"| {e['ratio']['cpu_time']:.3f}x |")
         lines.append(f"| {names[mode]} images/s | {b['images_per_s']:.2f} | "
                      f"{s['images_per_s']:.2f} | "
                      f"{s['images_per_s'] / b['images_per_s']:.3f}x |")
+        if 'saved_mem' in e['ratio']:
+            lines.append(
+                f"| {names[mode]}: tensors saved for backward (MiB) | "
+                f"{b['saved_mb']:.0f} | {s['saved_mb']:.0f} | "
+                f"{e['ratio']['saved_mem']:.3f}x |")
         if 'peak_mem' in e['ratio']:
             lines.append(
                 f"| {names[mode]} peak memory (MiB) | {b['peak_mb']:.0f} | "
                 f"{s['peak_mb']:.0f} | {e['ratio']['peak_mem']:.3f}x |")
+            lines.append(
+                f"| {names[mode]} peak - weights"
+                f"{', grads, momentum' if mode == 'train' else ''} (MiB) | "
+                f"{b['activation_mb']:.0f} | {s['activation_mb']:.0f} | "
+                f"{e['ratio']['activation_mem']:.3f}x |")
     return '\n'.join(lines)
 
 

@@ -16,12 +16,19 @@ whose message names the file (and the config key that points at it):
    most ``max_decode`` samples (all of them with ``decode='all'``), decodes.
 
 Only local paths are checked; remote backends (``s3://`` ...) are skipped.
+A problem the check did not see (an image of a large dataset that does not
+decode) is still reported by the tools as one line, through
+:func:`explain_data_error`.
 """
 import json
 import os.path as osp
+import re
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ['DataError', 'check_data', 'check_dataset_cfg', 'check_coco_json']
+__all__ = [
+    'DataError', 'check_data', 'check_dataset_cfg', 'check_coco_json',
+    'explain_data_error'
+]
 
 class DataError(ValueError):
     """Input data a run cannot use; the message names the file."""
@@ -193,6 +200,10 @@ def check_dataset_cfg(dataset_cfg: dict,
             raise DataError(
                 f'{name} ({leaf_key}) cannot be read from {files or "?"}: '
                 f'{type(e).__name__}: {e}') from e
+        if len(dataset) == 0:
+            raise DataError(
+                f'{name} ({leaf_key}) has no samples in '
+                f'{ann_file or root or "?"}')
         paths: List[str] = []
         for i in range(len(dataset)):
             info = dataset.get_data_info(i)
@@ -212,6 +223,34 @@ def check_dataset_cfg(dataset_cfg: dict,
                         'image: the file is corrupt or not an image')
         total += len(dataset)
     return total
+
+
+_RUNTIME_PATTERNS = (
+    # mmcv's LoadImageFromFile when a file does not decode
+    (re.compile(r'failed to load image: (\S+)'),
+     '{} is not a readable image: the file is corrupt or not an image'),
+    # any loader opening a file that is gone
+    (re.compile(r"No such file or directory: '([^']+)'"),
+     '{} does not exist'),
+)
+
+
+def explain_data_error(exc: BaseException) -> Optional[DataError]:
+    """A :class:`DataError` for an exception a run raised while reading its
+    data (also from inside a DataLoader worker, whose traceback arrives as
+    text), or None when the exception is about something else."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for pattern, template in _RUNTIME_PATTERNS:
+            match = pattern.search(str(exc))
+            if match:
+                return DataError(template.format(match[1]) +
+                                 ' (found while reading the data; '
+                                 '--check-data all checks every image '
+                                 'before a run)')
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def check_data(cfg,

@@ -210,6 +210,15 @@ def _write_image(path: str, rgb: np.ndarray) -> None:
         raise OSError(f'could not write {path}')
 
 
+def _polygon_area(polygons: List[List[float]]) -> float:
+    """Area enclosed by the polygons (shoelace), as COCO's ``area``."""
+    area = 0.
+    for p in polygons:
+        x, y = np.asarray(p[0::2]), np.asarray(p[1::2])
+        area += 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+    return float(area)
+
+
 def _polygons(mask: np.ndarray) -> List[List[float]]:
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
                                    cv2.CHAIN_APPROX_SIMPLE)
@@ -261,7 +270,7 @@ def make_coco_demo(root: str, seed: int = 0, num_train: int = 160,
                     category_id=cat_id[cls],
                     bbox=[x1, y1, float(xs.max()) + 1 - x1,
                           float(ys.max()) + 1 - y1],
-                    area=float(mask.sum()),
+                    area=_polygon_area(polygons),
                     segmentation=polygons,
                     iscrowd=0))
         ann_file = osp.join(root, 'annotations', f'instances_{split}2017.json')

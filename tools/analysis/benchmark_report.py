@@ -1,0 +1,55 @@
+"""Benchmark report of the runs in a work_dirs folder.
+
+    python tools/analysis/benchmark_report.py work_dirs --out-dir out/
+    python tools/analysis/benchmark_report.py work_dirs --params --flops
+
+Writes report.md (printed too), report.csv, pairs.csv and pairs.png. See
+mmgate/analysis/report.py for what is read and how runs are paired.
+"""
+import argparse
+
+from mmgate.analysis.complexity import parse_shape
+from mmgate.analysis.report import write_report
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('root', nargs='?', default='work_dirs',
+                        help='work_dirs folder (or one run)')
+    parser.add_argument('--out-dir', default=None,
+                        help='where to write (default: <root>/report)')
+    parser.add_argument('--params', action='store_true',
+                        help='build each model and count its parameters')
+    parser.add_argument('--flops', action='store_true',
+                        help='count FLOPs too (slow for detectors)')
+    parser.add_argument(
+        '--flops-shape', nargs='+', default=[], metavar='TASK=H[,W]',
+        help='input of the FLOP count per task, e.g. det=800,1333 '
+        'seg=512 cls=224 (those are the defaults)')
+    parser.add_argument('--title', default='Benchmark report')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    shapes = {}
+    for item in args.flops_shape:
+        task, _, size = item.partition('=')
+        if task not in ('det', 'seg', 'cls') or not size:
+            raise SystemExit(f'--flops-shape wants det|seg|cls=H[,W], '
+                             f'got {item!r}')
+        shapes[task] = parse_shape([int(v) for v in size.split(',')])
+    out_dir = args.out_dir or f'{args.root.rstrip("/")}/report'
+    report, paths = write_report(
+        args.root, out_dir, params=args.params or args.flops,
+        flops=args.flops, title=args.title, flops_shapes=shapes)
+    with open(paths['markdown'], encoding='utf-8') as f:
+        print(f.read())
+    print(f'{len(report.summaries)} runs, {len(report.pairs)} pairs; wrote')
+    for kind, path in paths.items():
+        print(f'  {kind}: {path}')
+    return report, paths
+
+
+if __name__ == '__main__':
+    main()

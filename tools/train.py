@@ -1,0 +1,171 @@
+# Copyright (c) OpenMMLab. All rights reserved. Adapted for mmgate.
+"""Train a detector, segmentor or classifier from an mmgate config.
+
+MMDetection's ``tools/train.py`` command line, for any OpenMMLab config (the
+task comes from the config's ``default_scope``)::
+
+    python tools/train.py configs/cascade_rcnn_skipresnet50_coco.py
+    tools/dist_train.sh configs/cascade_rcnn_skipresnet50_coco.py 8
+    python tools/train.py CONFIG --resume              # latest in work_dir
+    python tools/train.py CONFIG --resume work_dirs/x/iter_100.pth
+    python tools/train.py CONFIG --cfg-options train_cfg.max_epochs=1
+
+Runs write to ``work_dirs/<config name>/`` unless ``--work-dir`` says
+otherwise. Before the Runner is built the data of the run are checked
+(``mmgate.datasets.check_data``): a missing data root, a broken annotation
+file or an unreadable image ends the run with one message naming the file.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import mmgate  # noqa: F401,I001  (first: the compat fixes of mmgate.compat)
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmgate.datasets import DataError, check_data, explain_data_error
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train a model (detection, segmentation, classification)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training (needs CUDA)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='enable automatically scaling LR.')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='If specify checkpoint path, resume from it, while if not '
+        'specify, try to auto resume from the latest checkpoint '
+        'in the work directory.')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--check-data',
+        choices=['auto', 'all', 'none'],
+        default='auto',
+        help='check the data before training: "auto" decodes every image '
+        'of datasets with at most 2000 samples and checks that the files of '
+        'larger ones exist, "all" decodes every image, "none" skips the check')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def setup_cfg(args):
+    """The config of the run: file + CLI options (shared with test.py)."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    # work_dir: CLI > config file > work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_runner(cfg):
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def run_or_explain(step, prog):
+    """Run ``step``; a data file that fails while it runs (also inside a
+    DataLoader worker) ends the program with one line naming the file."""
+    try:
+        return step()
+    except Exception as e:
+        error = explain_data_error(e)
+        if error is None:
+            raise
+        sys.exit(f'{prog}: error: {error}')
+
+
+def finish_distributed() -> None:
+    """Report this rank and tear the process group down."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        print(f'[rank {dist.get_rank()}/{dist.get_world_size()}] done',
+              flush=True)
+        dist.destroy_process_group()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = setup_cfg(args)
+
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            sys.exit('train.py: error: --amp needs a CUDA device '
+                     "(MMEngine's AmpOptimWrapper)")
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' in cfg and \
+                'enable' in cfg.auto_scale_lr and \
+                'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            raise RuntimeError('Can not find "auto_scale_lr" or '
+                               '"auto_scale_lr.enable" or '
+                               '"auto_scale_lr.base_batch_size" in your'
+                               ' configuration file.')
+
+    # resume from the given checkpoint, or ('auto') the latest in work_dir
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            sys.exit(f'train.py: error: --resume {args.resume}: no such '
+                     'checkpoint file')
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.check_data != 'none':
+        try:
+            check_data(cfg, ('train', 'val'), decode=args.check_data)
+        except DataError as e:
+            sys.exit(f'train.py: error: {e}')
+
+    runner = build_runner(cfg)
+    run_or_explain(runner.train, 'train.py')
+    finish_distributed()
+
+
+if __name__ == '__main__':
+    main()
