@@ -59,8 +59,8 @@ def test_gate_means_match_hand_computation():
         # spread over channels (unbiased std), averaged over inbounds
         w_std = sum(statistics.stdev(sm[ch][k] for ch in range(c))
                     for k in range(n)) / n
-        expected[name.rsplit('.', 1)[0]] = (sum(sig) / c, w,
-                                             statistics.stdev(sig), w_std)
+        block = name.rsplit('.', 1)[0]
+        expected[block] = (sum(sig) / c, w, statistics.stdev(sig), w_std)
 
     rows = gate_statistics(model, random_batches(5, size=32, batch_size=2))
     assert [r['block'] for r in rows] == [

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mmgate.registry import MODELS
 from ..layers import (GateModule, build_norm, global_descriptor,
-                      skip_inbound_indices)
+                      last_readers, skip_inbound_indices)
 from ..utils import load_pretrained_weights
 
 __all__ = ['GatedConvNeXtBlock', 'SkipConvNeXtStage', 'SkipConvNeXt']
@@ -105,10 +105,13 @@ class SkipConvNeXtStage(Sequential):
 
     def forward(self, x: Tensor) -> Tensor:
         xs, descriptors = [x], [global_descriptor(x)]
+        release = last_readers([block.inbound_indices for block in self])
         last = len(self) - 1
         for j, block in enumerate(self):
             idx = block.inbound_indices
             x = block([xs[i] for i in idx], [descriptors[i] for i in idx])
+            for k in release[j]:  # no later block reads these
+                xs[k] = descriptors[k] = None
             xs.append(x)
             if j < last:
                 descriptors.append(global_descriptor(x))

@@ -24,7 +24,8 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmgate.registry import MODELS
-from ..layers import GateModule, global_descriptor, skip_inbound_indices
+from ..layers import (GateModule, global_descriptor, last_readers,
+                      skip_inbound_indices)
 from ..utils import load_pretrained_weights
 
 __all__ = ['GatedBasicBlock', 'GatedBottleneck', 'SkipResLayer', 'SkipResNet',
@@ -124,7 +125,8 @@ class _GatedResBlock(BaseModule):
             c = self.residual_pre_norm(x)
             y = self.last_norm(c)
             source = None
-            if not (self.training and isinstance(self.drop_path, DropPath)):
+            if torch.is_grad_enabled() and not (
+                    self.training and isinstance(self.drop_path, DropPath)):
                 source = batchnorm_affine(self.last_norm, c)
             y = self.drop_path(y)
             return self.gate(y, maps[:n], maps[n:], y_source=source)
@@ -381,10 +383,13 @@ class SkipResLayer(Sequential):
     def forward(self, x: Tensor) -> Tensor:
         xs = [self[0].project(x)]
         descriptors = [global_descriptor(xs[0])]
+        release = last_readers([block.inbound_indices for block in self])
         last = len(self) - 1
         for j, block in enumerate(self):
             idx = block.inbound_indices
             x = block(x, [xs[i] for i in idx], [descriptors[i] for i in idx])
+            for k in release[j]:  # no later block reads these
+                xs[k] = descriptors[k] = None
             xs.append(x)
             if j < last:
                 descriptors.append(global_descriptor(x))

@@ -29,7 +29,7 @@ from .gated_sum import AffineSource, gated_sum
 from .norm import build_norm
 
 __all__ = ['GateModule', 'gate_hidden_channels', 'skip_inbound_indices',
-           'global_descriptor']
+           'global_descriptor', 'last_readers']
 
 
 def gate_hidden_channels(channels: int, reduction: int) -> int:
@@ -59,6 +59,26 @@ def skip_inbound_indices(index: int) -> List[int]:
         indices.append(index + 1 - step)
         step *= 2
     return indices
+
+
+def last_readers(inbound_lists: Sequence[Sequence[int]]) -> List[List[int]]:
+    """For each block j, the entries of ``xs`` that no later block reads.
+
+    A stage can drop them after block j (their saved copies for backward
+    are held by autograd), so an eval forward keeps only the maps it still
+    needs.
+
+    >>> last_readers([skip_inbound_indices(j) for j in range(4)])
+    [[], [1], [2], [0, 3]]
+    """
+    last = {}
+    for j, indices in enumerate(inbound_lists):
+        for k in indices:
+            last[k] = j
+    release = [[] for _ in inbound_lists]
+    for k, j in sorted(last.items()):
+        release[j].append(k)
+    return release
 
 
 def global_descriptor(x: Tensor) -> Tensor:
