@@ -145,3 +145,17 @@ def test_block_with_batchnorm_source_matches_plain_autograd():
         ref_grads = [p.grad for p in block.parameters()] + [x2.grad]
         for a, b in zip(grads, ref_grads):
             torch.testing.assert_close(a, b)
+
+
+def test_last_readers():
+    from mmgate.models.layers import last_readers
+    assert last_readers([skip_inbound_indices(j) for j in range(4)]) == \
+        [[], [], [1], [0, 2, 3]]
+    # every entry is released exactly once, after its last reader
+    lists = [skip_inbound_indices(j) for j in range(23)]
+    released = last_readers(lists)
+    flat = [k for r in released for k in r]
+    assert sorted(flat) == sorted({k for idx in lists for k in idx})
+    for j, ks in enumerate(released):
+        for k in ks:
+            assert k in lists[j] and all(k not in idx for idx in lists[j + 1:])

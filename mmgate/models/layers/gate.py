@@ -69,7 +69,7 @@ def last_readers(inbound_lists: Sequence[Sequence[int]]) -> List[List[int]]:
     needs.
 
     >>> last_readers([skip_inbound_indices(j) for j in range(4)])
-    [[], [1], [2], [0, 3]]
+    [[], [], [1], [0, 2, 3]]
     """
     last = {}
     for j, indices in enumerate(inbound_lists):
