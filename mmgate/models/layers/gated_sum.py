@@ -6,7 +6,7 @@ build a full-size temporary for every ``sum(grad * t)`` reduction in the
 backward pass. Here:
 
 * the reductions ``da = <dz, y>`` and ``dw_k = <dz, x_k>`` over H x W are
-  batched dot products (``bmm``): no full-size temporary;
+  batched dot products (``linalg.vecdot``): no full-size temporary;
 * when ``y`` is an affine function of a tensor that is kept for backward
   anyway (``y = c * scale + shift`` per channel, which is what a BatchNorm
   computes from its input ``c``), only ``c`` and the two per-channel vectors
@@ -30,9 +30,7 @@ AffineSource = Tuple[Tensor, Tensor, Tensor]
 def _channel_dot(a: Tensor, b: Tensor) -> Tensor:
     """``(a * b).sum((2, 3))`` for (B, C, H, W) tensors, without building
     ``a * b``."""
-    bsz, ch = a.shape[:2]
-    return torch.bmm(
-        a.reshape(bsz * ch, 1, -1), b.reshape(bsz * ch, -1, 1)).view(bsz, ch)
+    return torch.linalg.vecdot(a.flatten(2), b.flatten(2))
 
 
 class _GatedSum(torch.autograd.Function):
