@@ -4,10 +4,22 @@ The versions mmgate is tested with are pinned in tools/env/constraints.txt;
 `bash tools/setup_env.sh` installs exactly those (mmcv is built from source
 with its C++ ops, see README.md). install_requires only states the ranges the
 code needs, so that the package can also join an existing OpenMMLab stack.
+
+The model index (model-index.yml and the configs/<family>/metafile.yml it
+imports) travels with the package as OpenMMLab's packages ship it, under
+mmgate/.mim/: `mim search mmgate` (openmim) reads it from there. An editable
+install (`pip install -e .`, what tools/setup_env.sh does) links
+mmgate/.mim/{model-index.yml,configs,tools} to the files of the checkout; a
+wheel or sdist gets copies.
 """
+import os
 import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
+
+MIM_FILES = ('model-index.yml', 'configs', 'tools')
 
 
 def get_version():
@@ -17,6 +29,38 @@ def get_version():
     return scope['__version__']
 
 
+def add_mim_extension():
+    """Put the model index, configs and tools under mmgate/.mim/, as
+    MMDetection's setup.py does (``add_mim_extension``): symbolic links for
+    an editable install, copies for a wheel or a source package."""
+    if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
+        mode = 'symlink'  # pip install -e (setup.py develop / PEP 660)
+    elif {'sdist', 'bdist_wheel', 'build', 'build_py'} & set(sys.argv):
+        mode = 'copy'
+    else:
+        return
+    root = osp.dirname(osp.abspath(__file__))
+    mim_dir = osp.join(root, 'mmgate', '.mim')
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_FILES:
+        src = osp.join(root, name)
+        dst = osp.join(mim_dir, name)
+        if not osp.exists(src):
+            continue
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_dir), dst)
+        elif osp.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+add_mim_extension()
 setup(
     name='mmgate',
     version=get_version(),
@@ -27,6 +71,13 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['mmgate', 'mmgate.*']),
+    package_data={
+        'mmgate': [
+            '.mim/model-index.yml', '.mim/configs/**/*.py',
+            '.mim/configs/**/*.yml', '.mim/configs/**/*.md',
+            '.mim/tools/**/*.py', '.mim/tools/**/*.sh'
+        ]
+    },
     python_requires='>=3.8',
     install_requires=[
         'torch>=1.13',
@@ -38,7 +89,7 @@ setup(
         'det': ['mmdet>=3.2.0,<3.4.0'],
         'seg': ['mmsegmentation>=1.2.0,<1.3.0', 'ftfy', 'regex'],
         'cls': ['mmpretrain>=1.2.0,<1.3.0'],
-        'tests': ['pytest', 'imgviz', 'matplotlib'],
+        'tests': ['pytest', 'imgviz', 'matplotlib', 'openmim'],
     },
     zip_safe=False,
 )

@@ -1,10 +1,2 @@
-# Cascade Mask R-CNN + FPN, ResNet-101 baseline (the recipe of
-# cascade_rcnn_resnet50_coco.py; torchvision's ImageNet weights).
-# Paper: 44.81 box / 38.82 mask mAP.
-_base_ = './cascade_rcnn_resnet50_coco.py'
-
-model = dict(
-    backbone=dict(
-        depth=101,
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='torchvision://resnet101')))
+# Kept for the published path: the config moved to configs/skipresnet/.
+_base_ = ['./skipresnet/cascade-mask-rcnn_resnet101_fpn_ms-3x_coco.py']

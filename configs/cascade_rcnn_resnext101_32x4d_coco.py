@@ -1,11 +1,2 @@
-# Cascade Mask R-CNN + FPN, ResNeXt-101-32x4d baseline (the recipe of
-# cascade_rcnn_resnet50_coco.py; OpenMMLab's ImageNet weights, as in
-# mmdet::cascade_rcnn/cascade-mask-rcnn_x101-32x4d_fpn_ms-3x_coco.py).
-# Paper: 46.09 box / 39.82 mask mAP.
-_base_ = './cascade_rcnn_resnext50_32x4d_coco.py'
-
-model = dict(
-    backbone=dict(
-        depth=101,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='open-mmlab://resnext101_32x4d')))
+# Kept for the published path: the config moved to configs/skipresnet/.
+_base_ = ['./skipresnet/cascade-mask-rcnn_resnext101-32x4d_fpn_ms-3x_coco.py']

@@ -1,10 +1,2 @@
-# Cascade Mask R-CNN + FPN, SkipResNet-101 (the recipe and backbone settings
-# of cascade_rcnn_skipresnet50_coco.py; the authors' ImageNet weights).
-# Paper: 48.22 box / 42.01 mask mAP (ResNet-101: 44.81 / 38.82).
-_base_ = './cascade_rcnn_skipresnet50_coco.py'
-
-pretrained = ('https://github.com/takedarts/skipresnet-pretrained/releases/'
-              'download/v20220420/skipresnet101-c36370cc.pth')
-model = dict(
-    backbone=dict(
-        depth=101, init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# Kept for the published path: the config moved to configs/skipresnet/.
+_base_ = ['./skipresnet/cascade-mask-rcnn_skipresnet101_fpn_ms-3x_coco.py']

@@ -1,10 +1,3 @@
-# Cascade Mask R-CNN + FPN, SkipResNeXt-101-32x4d (the recipe and backbone
-# settings of cascade_rcnn_skipresnet50_coco.py; the authors' ImageNet
-# weights). Paper: 48.86 box / 42.24 mask mAP (ResNeXt-101: 46.09 / 39.82).
-_base_ = './cascade_rcnn_skipresnext50_32x4d_coco.py'
-
-pretrained = ('https://github.com/takedarts/skipresnet-pretrained/releases/'
-              'download/v20220420/skipresnext101_32x4d-5389c356.pth')
-model = dict(
-    backbone=dict(
-        depth=101, init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# Kept for the published path: the config moved to configs/skipresnet/.
+_base_ = ['./skipresnet/'
+          'cascade-mask-rcnn_skipresnext101-32x4d_fpn_ms-3x_coco.py']

@@ -1,10 +1,2 @@
-# ConvNeXt-B on ImageNet-1k, the authors' recipe
-# (_base_/in1k_convnext_recipe.py: 8 GPUs x 128 images, 300 epochs, AdamW
-# lr 1e-3, Mixup / CutMix, RandAugment, label smoothing), stochastic depth 0.5.
-# MMPretrain's ConvNeXt. Paper: 83.55 top-1 (Skip-ConvNeXt-B: 83.37,
-# cls_skipconvnext_base_in1k.py).
-_base_ = './_base_/in1k_convnext_recipe.py'
-
-model = dict(
-    backbone=dict(type='ConvNeXt', arch='base', drop_path_rate=0.5),
-    head=dict(in_channels=1024))
+# Kept for the published path: the config moved to configs/skipconvnext/.
+_base_ = ['./skipconvnext/convnext-base_8xb128-cos300e_in1k.py']

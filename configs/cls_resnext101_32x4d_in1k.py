@@ -1,16 +1,2 @@
-# ResNeXt-101-32x4d on ImageNet-1k, the authors' recipe
-# (_base_/in1k_resnet_recipe.py: 8 GPUs x 128 images, 300 epochs, SGD nesterov
-# lr 0.4, cosine, CutMix). MMPretrain's ResNeXt. Paper: 80.66 top-1
-# (SkipResNeXt-101-32x4d: 81.39, cls_skipresnext101_32x4d_in1k.py).
-_base_ = './_base_/in1k_resnet_recipe.py'
-
-model = dict(
-    backbone=dict(
-        type='ResNeXt',
-        depth=101,
-        groups=32,
-        width_per_group=4,
-        num_stages=4,
-        out_indices=(3, ),
-        style='pytorch'),
-    head=dict(in_channels=2048))
+# Kept for the published path: the config moved to configs/skipresnet/.
+_base_ = ['./skipresnet/resnext101-32x4d_8xb128-cos300e_in1k.py']

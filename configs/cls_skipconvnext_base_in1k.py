@@ -1,9 +1,2 @@
-# Skip-ConvNeXt-B on ImageNet-1k, the authors' recipe
-# (_base_/in1k_convnext_recipe.py), the same as its baseline
-# cls_convnext_base_in1k.py; stochastic depth 0.5.
-# Paper: 83.37 top-1 (ConvNeXt-B: 83.55).
-_base_ = './_base_/in1k_convnext_recipe.py'
-
-model = dict(
-    backbone=dict(type='mmgate.SkipConvNeXt', arch='base', drop_path_rate=0.5),
-    head=dict(in_channels=1024))
+# Kept for the published path: the config moved to configs/skipconvnext/.
+_base_ = ['./skipconvnext/skipconvnext-base_8xb128-cos300e_in1k.py']

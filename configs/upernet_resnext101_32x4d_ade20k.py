@@ -1,10 +1,2 @@
-# UPerNet, ResNeXt-101-32x4d baseline (the recipe of
-# upernet_resnet50_ade20k.py; OpenMMLab's ImageNet weights). Paper: 81.14 aAcc
-# / 44.07 mIoU.
-_base_ = './upernet_resnext50_32x4d_ade20k.py'
-
-model = dict(
-    backbone=dict(
-        depth=101,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='open-mmlab://resnext101_32x4d')))
+# Kept for the published path: the config moved to configs/skipresnet/.
+_base_ = ['./skipresnet/upernet_resnext101-32x4d_8xb2-160k_ade20k-512x512.py']

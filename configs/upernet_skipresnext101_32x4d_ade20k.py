@@ -1,10 +1,3 @@
-# UPerNet, SkipResNeXt-101-32x4d (the recipe and backbone settings of
-# upernet_skipresnet50_ade20k.py; the authors' ImageNet weights).
-# Paper: 81.85 aAcc / 45.65 mIoU (ResNeXt-101: 81.14 / 44.07).
-_base_ = './upernet_skipresnext50_32x4d_ade20k.py'
-
-pretrained = ('https://github.com/takedarts/skipresnet-pretrained/releases/'
-              'download/v20220420/skipresnext101_32x4d-5389c356.pth')
-model = dict(
-    backbone=dict(
-        depth=101, init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# Kept for the published path: the config moved to configs/skipresnet/.
+_base_ = ['./skipresnet/'
+          'upernet_skipresnext101-32x4d_8xb2-160k_ade20k-512x512.py']

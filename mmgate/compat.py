@@ -1,17 +1,31 @@
 """Compatibility fixes for the stack mmgate is pinned to.
 
-Imported first by ``mmgate/__init__.py``. Each fix says why it exists and when
-it can go. Nothing here changes numerical behaviour; the fixes only make the
-2023 OpenMMLab releases (mmengine 0.10.7, mmcv 2.1.0, mmdet 3.3.0,
-mmsegmentation 1.2.2, mmpretrain 1.2.0) run on torch 2.14 and on machines
-without CUDA.
+Importing this module (or ``mmgate``, or ``mmgate.models`` through a config's
+``type='mmgate.SkipResNet'``) changes nothing: the fixes patch MMEngine
+globally, so they are applied only by :func:`apply`, which mmgate's own entry
+points call first thing in ``main()`` (``tools/train.py``, ``tools/test.py``,
+``tools/misc/run_demo.py``, ``tools/analysis/gate_analysis.py`` and
+``benchmark_speed.py``). A script of your own that builds MMEngine Runners
+gets the same fixes with one line before it builds them::
+
+    import mmgate.compat; mmgate.compat.apply()
+
+:func:`apply` is idempotent; :func:`is_applied` tells whether it ran. Library
+code that reads checkpoints without a Runner uses :func:`read_checkpoint`,
+which follows rule 1 below without patching anything.
+
+Each fix says why it exists and when it can go. Nothing here changes
+numerical behaviour; the fixes only make the 2023 OpenMMLab releases
+(mmengine 0.10.7, mmcv 2.1.0, mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain
+1.2.0) run on torch 2.14 and on machines without CUDA.
 
 1. Safe checkpoint loading (torch >= 2.6 loads with ``weights_only=True``).
    Plain weight files (pretrained backbones, the authors' published weights,
    anything fetched over HTTP) always load with ``weights_only=True``. Only a
    run's own checkpoints, read through ``Runner.resume`` or
    ``Runner.load_checkpoint`` (``--resume``, ``load_from``, ``tools/test.py``),
-   may unpickle MMEngine's objects (message hub, history buffers). Can go when
+   may unpickle MMEngine's objects (message hub, history buffers); library
+   code says so with ``read_checkpoint(..., trusted=True)``. Can go when
    MMEngine writes weights-only-loadable checkpoints or passes
    ``weights_only`` itself.
 2. Distributed runs without CUDA. MMEngine's ``_init_dist_pytorch`` and
@@ -32,15 +46,22 @@ import os.path as osp
 
 import torch
 
-__all__ = ['trusted_checkpoints', 'is_distributed_cpu']
+__all__ = [
+    'apply', 'is_applied', 'read_checkpoint', 'trusted_checkpoints',
+    'is_distributed_cpu'
+]
 
 _TRUST = contextvars.ContextVar('mmgate_trust_checkpoints', default=False)
+# Set by apply(): MMEngine has been patched in this process.
+_applied = False
 
 
 @contextlib.contextmanager
 def trusted_checkpoints():
     """Within this context, local checkpoints load with
-    ``weights_only=False``: use only for a run's own checkpoints."""
+    ``weights_only=False`` (through :func:`read_checkpoint`, and through
+    MMEngine's loaders once :func:`apply` ran): use only for a run's own
+    checkpoints."""
     token = _TRUST.set(True)
     try:
         yield
@@ -48,12 +69,101 @@ def trusted_checkpoints():
         _TRUST.reset(token)
 
 
-def _load_from_local(filename, map_location=None):
+def _read_local(filename, map_location, weights_only):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
     return torch.load(
-        filename, map_location=map_location, weights_only=not _TRUST.get())
+        filename, map_location=map_location, weights_only=weights_only)
+
+
+def _load_from_local(filename, map_location=None):
+    """MMEngine's local scheme after :func:`apply`."""
+    return _read_local(filename, map_location, not _TRUST.get())
+
+
+def _load_url(url, map_location=None, model_dir=None):
+    """MMEngine's ``load_from_http`` (local rank 0 downloads first), always
+    with ``weights_only=True``."""
+    from mmengine.dist import get_dist_info
+    rank, world_size = get_dist_info()
+    load = functools.partial(
+        torch.hub.load_state_dict_from_url, url, model_dir=model_dir,
+        map_location=map_location, weights_only=True)
+    if rank == 0:
+        checkpoint = load()
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            checkpoint = load()
+    return checkpoint
+
+
+def _resolve_named(filename):
+    """``(url_or_path, postprocess)`` behind MMEngine's named-checkpoint
+    schemes (``torchvision://``, ``open-mmlab://``, ``mmcls://``), resolved
+    as MMEngine's loaders do; ``None`` for any other scheme."""
+    import warnings
+
+    from mmengine.runner import checkpoint as ckpt
+    if filename.startswith(('modelzoo://', 'torchvision://')):
+        if filename.startswith('modelzoo://'):
+            warnings.warn(
+                'The URL scheme of "modelzoo://" is deprecated, please '
+                'use "torchvision://" instead', DeprecationWarning)
+        name = filename.split('://', 1)[1]
+        return ckpt.get_torchvision_models()[name], None
+    if filename.startswith(('open-mmlab://', 'openmmlab://')):
+        prefix, name = filename.split('://', 1)
+        deprecated = ckpt.get_deprecated_model_names()
+        if name in deprecated:
+            warnings.warn(
+                f'{prefix}://{name} is deprecated in favor of '
+                f'{prefix}://{deprecated[name]}', DeprecationWarning)
+            name = deprecated[name]
+        url = ckpt.get_external_models()[name]
+        if not url.startswith(('http://', 'https://')):
+            url = osp.join(ckpt._get_mmengine_home(), url)
+        return url, None
+    if filename.startswith('mmcls://'):
+        return (ckpt.get_mmcls_models()[filename[len('mmcls://'):]],
+                ckpt._process_mmcls_checkpoint)
+    return None
+
+
+def read_checkpoint(filename, map_location=None, trusted=None):
+    """Read a checkpoint by mmgate's rule 1 without patching MMEngine.
+
+    For library code that reads a file itself (pretrained backbone weights,
+    analysis tools) whether or not :func:`apply` ran:
+
+    - a local file loads with ``weights_only=True`` unless ``trusted``
+      (default: whether the caller is inside :func:`trusted_checkpoints`);
+    - URLs and MMEngine's named checkpoints (``torchvision://``,
+      ``open-mmlab://``, ``mmcls://``) always load with
+      ``weights_only=True``, downloaded as MMEngine downloads them;
+    - any other scheme (``s3://``, ``pavi://`` ...) goes to MMEngine's own
+      loader.
+    """
+    from mmengine.logging import print_log
+    from mmengine.runner.checkpoint import CheckpointLoader
+    if trusted is None:
+        trusted = _TRUST.get()
+    filename = str(filename)
+    named = _resolve_named(filename)
+    source, post = named if named is not None else (filename, None)
+    if source.startswith(('http://', 'https://')):
+        print_log(f'Loads checkpoint by http backend from path: {filename}',
+                  logger='current')
+        checkpoint = _load_url(source, map_location=map_location)
+    elif named is not None or '://' not in source:
+        print_log(f'Loads checkpoint by local backend from path: {filename}',
+                  logger='current')
+        checkpoint = _read_local(
+            source, map_location, not (trusted and named is None))
+    else:
+        return CheckpointLoader.load_checkpoint(filename, map_location)
+    return post(checkpoint) if post is not None else checkpoint
 
 
 def is_distributed_cpu() -> bool:
@@ -167,9 +277,20 @@ def _patch_distributed() -> None:
 
 
 def apply() -> None:
-    """Apply every fix (idempotent)."""
+    """Apply every fix to MMEngine, for the whole process (idempotent: a
+    second call changes nothing).
+
+    Call it before building a Runner; mmgate's tools do. Importing mmgate
+    never calls it.
+    """
+    global _applied
+    if _applied:
+        return
     _patch_checkpoint_loading()
     _patch_distributed()
+    _applied = True
 
 
-apply()
+def is_applied() -> bool:
+    """True once :func:`apply` has patched MMEngine in this process."""
+    return _applied

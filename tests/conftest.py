@@ -12,8 +12,26 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed_and_one_thread():
+    """Every test starts from seed 0 with one intra-op thread (tiny models;
+    OpenMP threads spinning against other processes cost 10-100x on a
+    shared 2-core machine), whatever the test before it set."""
     torch.manual_seed(0)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='session')
+def tiny_demo(tmp_path_factory):
+    """Tiny copies of the three demo sets (a few images each)."""
+    from mmgate.datasets import (make_ade20k_demo, make_coco_demo,
+                                 make_imagenet_demo)
+    root = tmp_path_factory.mktemp('demo')
+    make_coco_demo(str(root / 'coco'), num_train=4, num_val=2)
+    make_ade20k_demo(str(root / 'ade'), num_train=3, num_val=2)
+    make_imagenet_demo(str(root / 'imagenet'), num_train=8, num_val=2)
+    return root
 
 
 def pytest_configure(config):

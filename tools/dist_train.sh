@@ -3,7 +3,8 @@
 #
 #   tools/dist_train.sh CONFIG GPUS [tools/train.py options]
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.1.1.1 PORT=29500 \
-#       tools/dist_train.sh configs/cascade_rcnn_skipresnet50_coco.py 8
+#       tools/dist_train.sh \
+#       configs/skipresnet/cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py 8
 #
 # GPUS is the number of processes on this node. On a machine without CUDA
 # the processes train on the CPU over gloo (mmgate.compat). PYTHON picks the

@@ -7,7 +7,8 @@ MMDetection's ``tools/test.py`` command line, for any OpenMMLab config::
     tools/dist_test.sh CONFIG CHECKPOINT 8
 
 The checkpoint is one a run wrote (loaded through ``Runner.load_checkpoint``,
-which mmgate's compat lets unpickle MMEngine's own objects); metrics are
+which ``mmgate.compat.apply()``, called first in ``main``, lets unpickle
+MMEngine's own objects); metrics are
 printed and written under ``work_dirs/<config name>/``.
 """
 import argparse
@@ -17,9 +18,9 @@ import sys
 import warnings
 from copy import deepcopy
 
-import mmgate  # noqa: F401,I001  (first: the compat fixes of mmgate.compat)
 from mmengine.config import ConfigDict, DictAction
 
+import mmgate.compat
 from mmgate.datasets import DataError, check_data
 # tools/train.py (this script's folder is on sys.path): the config and runner
 # set-up both tools share
@@ -128,6 +129,9 @@ def _tta(cfg):
 
 
 def main(argv=None):
+    # the fixes of mmgate.compat (a run's own checkpoint, DDP without CUDA),
+    # before the Runner is built
+    mmgate.compat.apply()
     args = parse_args(argv)
     cfg = setup_cfg(args)
     if not osp.isfile(args.checkpoint):

@@ -4,8 +4,9 @@
 MMDetection's ``tools/train.py`` command line, for any OpenMMLab config (the
 task comes from the config's ``default_scope``)::
 
-    python tools/train.py configs/cascade_rcnn_skipresnet50_coco.py
-    tools/dist_train.sh configs/cascade_rcnn_skipresnet50_coco.py 8
+    python tools/train.py \
+        configs/skipresnet/cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py
+    tools/dist_train.sh configs/cascade_rcnn_skipresnet50_coco.py 8  # old path
     python tools/train.py CONFIG --resume              # latest in work_dir
     python tools/train.py CONFIG --resume work_dirs/x/iter_100.pth
     python tools/train.py CONFIG --cfg-options train_cfg.max_epochs=1
@@ -20,11 +21,11 @@ import os
 import os.path as osp
 import sys
 
-import mmgate  # noqa: F401,I001  (first: the compat fixes of mmgate.compat)
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+import mmgate.compat
 from mmgate.datasets import DataError, check_data, explain_data_error
 
 
@@ -123,6 +124,9 @@ def finish_distributed() -> None:
 
 
 def main(argv=None):
+    # the fixes of mmgate.compat (safe checkpoint loading, DDP without CUDA),
+    # before any Runner is built
+    mmgate.compat.apply()
     args = parse_args(argv)
     cfg = setup_cfg(args)
 

@@ -1,6 +1,6 @@
-# CPU demo of cascade_rcnn_skipresnet50_coco.py: the same Cascade Mask R-CNN
-# recipe, on the embedded COCO-format demo set (tools/misc/make_demo_data.py),
-# changed only where a 2-core CPU needs it:
+# CPU demo of cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py: the same
+# Cascade Mask R-CNN recipe, on the embedded COCO-format demo set
+# (tools/misc/make_demo_data.py), changed only where a 2-core CPU needs it:
 # - backbone SkipResNet-18 at half width, trained from scratch (no pretrained
 #   weights, so its BNs train: frozen_stages=-1, norm_eval=False);
 # - FPN / RPN / RoI heads narrowed (256 -> 64 channels, 1024 -> 256 fc),
@@ -9,7 +9,7 @@
 # - a short schedule (RepeatDataset x3 as in ms-3x, 2 epochs = 480
 #   iterations, short warm-up) and 4 classes.
 #   bash tools/run_demo.sh det
-_base_ = '../cascade_rcnn_skipresnet50_coco.py'
+_base_ = '../skipresnet/cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py'
 
 data_root = 'data/demo/coco/'
 metainfo = dict(classes=('person', 'ball', 'box', 'signboard'))

@@ -1,15 +1,15 @@
-# CPU demo of cls_skipresnet50_in1k.py: the authors' ImageNet recipe (SGD
-# nesterov, warm-up + cosine, no weight decay on norms / biases, CutMix,
+# CPU demo of skipresnet50_8xb128-cos300e_in1k.py: the authors' ImageNet recipe
+# (SGD nesterov, warm-up + cosine, no weight decay on norms / biases, CutMix,
 # RandomResizedCrop + flip + colour jitter + PCA lighting), on the embedded
-# ImageNet-layout demo set (tools/misc/make_demo_data.py), changed only where
-# a 2-core CPU needs it:
+# ImageNet-layout demo set (tools/misc/make_demo_data.py), changed only where a
+# 2-core CPU needs it:
 # - SkipResNet-18 at half width;
 # - 80x80 images, 64x64 crops (test: short side 73 = 64 / 0.875, centre crop);
 # - 32 images per batch at lr 0.1 (linear scaling of the recipe's 0.4 per
 #   1024 images would give 0.0125: too slow for 780 iterations from scratch),
 #   crops of at least 25 % of the image, 4 classes, 60 epochs.
 #   bash tools/run_demo.sh cls
-_base_ = '../cls_skipresnet50_in1k.py'
+_base_ = '../skipresnet/skipresnet50_8xb128-cos300e_in1k.py'
 
 data_root = 'data/demo/imagenet'
 metainfo = dict(classes=('person', 'ball', 'box', 'signboard'))

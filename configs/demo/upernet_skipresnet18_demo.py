@@ -1,6 +1,6 @@
-# CPU demo of upernet_skipresnet50_ade20k.py: the same UPerNet recipe (SGD,
-# poly lr, auxiliary FCN head, random resize 0.5-2x + crop + flip + photometric
-# distortion), on the embedded ADE20k-layout demo set
+# CPU demo of upernet_skipresnet50_8xb2-160k_ade20k-512x512.py: the same
+# UPerNet recipe (SGD, poly lr, auxiliary FCN head, random resize 0.5-2x + crop
+# + flip + photometric distortion), on the embedded ADE20k-layout demo set
 # (tools/misc/make_demo_data.py), changed only where a 2-core CPU needs it:
 # - backbone SkipResNet-18 at half width, trained from scratch (no pretrained
 #   weights);
@@ -9,7 +9,7 @@
 # - a short schedule and the 5 ADE20k classes the demo set holds (the
 #   annotation PNGs keep ADE20k's class ids; MMSegmentation maps them).
 #   bash tools/run_demo.sh seg
-_base_ = '../upernet_skipresnet50_ade20k.py'
+_base_ = '../skipresnet/upernet_skipresnet50_8xb2-160k_ade20k-512x512.py'
 
 data_root = 'data/demo/ade/ADEChallengeData2016'
 metainfo = dict(classes=('wall', 'person', 'ball', 'box', 'signboard'))

@@ -1,7 +1,7 @@
 # Dense-ResNet-110 (CIFAR layout: 3x3 stem, 3 x 18 basic blocks, 16/32/64
-# channels), N = 4, CIFAR-100 with the paper's recipe (seed 003, section 3.1):
-# batch 64, Nesterov SGD momentum 0.9, lr 0.05, weight decay 5e-4, cosine
-# annealing, random crop + flip. From the 2020 code
+# channels), N = 4, CIFAR-100 with the paper's recipe (Takeda, MIRU 2020,
+# section 3.1): batch 64, Nesterov SGD momentum 0.9, lr 0.05, weight decay
+# 5e-4, cosine annealing, random crop + flip. From the 2020 code
 # (config/cifar/resnet-110.txt of Aug. 2020): 300 epochs, 5 warm-up epochs,
 # gate reduction 2, no decay on norm weights / biases, reflect padding for the
 # crop, no CutMix.

@@ -2,7 +2,8 @@
 # (_base_/in1k_paper_recipe.py: 1 GPU x 64, 160px crops, lr 0.025, cosine).
 # pad_mode='paper': the 2020 code's plain softmax over all N inbounds
 # (padded channels of older, narrower inbounds take weight too); use
-# 'masked' to keep them out (mmgate/models/layers/inbound_align.py).
+# 'masked' to keep them out (build_junction in mmgate/models/backbones/blocks.py,
+# padding_mask / InboundRouter in mmgate/models/layers/router.py).
 # 24.00M parameters, 3.70 GFLOPs (paper). Paper: 23.34 % top-1 error
 # (ResNet-34 with the same recipe: 24.99 %,
 # resnet34_1xb64-cos300e_in1k-160px.py).

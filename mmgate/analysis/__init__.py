@@ -3,7 +3,8 @@ speed and training curves. The CLIs live in ``tools/analysis/``.
 
 - ``runs``: read MMEngine work directories (configs, scalar logs, tests).
 - ``report``: one table of all runs, base-vs-Skip pairs, paper comparison.
-- ``paper_results``: the published numbers, as data.
+- ``metafiles``: the model index (``model-index.yml`` and the OpenMMLab
+  metafiles of the config families): published numbers, baselines.
 - ``gates``: mean sigmoid gate / inbound softmax weights per block.
 - ``complexity``: parameters and FLOPs (MMEngine's FlopAnalyzer).
 - ``speed``: time and peak memory of Skip vs base, interleaved.
@@ -11,10 +12,11 @@ speed and training curves. The CLIs live in ``tools/analysis/``.
 
 Plots use matplotlib on the Agg backend, imported only when drawing.
 """
-from .paper_results import PAPER_COMPLEXITY, PAPER_RESULTS, paper_result
+from .metafiles import (MetaModel, ModelIndex, load_model_index,
+                        model_index_path, paper_complexity)
 from .runs import RunLog, find_runs, load_run
 
 __all__ = [
-    'PAPER_COMPLEXITY', 'PAPER_RESULTS', 'paper_result', 'RunLog',
-    'find_runs', 'load_run'
+    'MetaModel', 'ModelIndex', 'load_model_index', 'model_index_path',
+    'paper_complexity', 'RunLog', 'find_runs', 'load_run'
 ]

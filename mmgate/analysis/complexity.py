@@ -14,7 +14,7 @@ forward in eval mode), under one of two conventions:
   average pools of ``y`` and the inbounds (``Tensor.mean``), the sigmoid /
   softmax and the weighted sum are not.
 
-``'reference'`` (the spec's table; the rules of the authors' counter,
+``'reference'`` (the papers' tables; the rules of the authors' counter,
 ``takedarts/skipresnet`` ``src/utils/opcounter.py``): the above plus conv /
 linear bias 1 per output element, ReLU 2 and sigmoid 4 per element,
 add / sub / mul / div 1 per output element (``addcmul`` 2), softmax
@@ -40,7 +40,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
-from .paper_results import paper_complexity
+from .metafiles import paper_complexity
 
 __all__ = [
     'DEFAULT_TASK_SHAPES', 'count_params', 'build_model', 'complexity',
@@ -320,7 +320,7 @@ def config_complexity(cfg, input_shape: Optional[Sequence[int]] = None,
     return complexity(model, input_shape, backbone_only, convention)
 
 
-# ---- the classification variants of the spec's table -------------------
+# ---- the classification variants of the papers' tables -----------------
 
 _CLS_NAME = re.compile(
     r'^(?P<skip>Skip)?(?P<family>ResNeXt|ResNet|ConvNeXt)-'
@@ -333,7 +333,7 @@ def classifier_cfg(name: str, num_classes: int = 1000) -> dict:
     """An MMPretrain ``ImageClassifier`` config of a named variant.
 
     Base models are MMPretrain's ``ResNet`` / ``ResNeXt`` / ``ConvNeXt``;
-    gated ones mmgate's. Names as in the spec: ``ResNet-50``,
+    gated ones mmgate's. Names as in the papers: ``ResNet-50``,
     ``SkipResNeXt-101-32x4d``, ``SkipConvNeXt-T``.
     """
     m = _CLS_NAME.match(name)
@@ -375,25 +375,31 @@ SPEC_TABLE_MODELS = ('ResNet-50', 'SkipResNet-50', 'ResNeXt-50-32x4d',
 
 def classification_table(names: Sequence[str] = SPEC_TABLE_MODELS,
                          input_size: int = 224,
-                         conventions: Sequence[str] = CONVENTIONS
-                         ) -> List[Dict]:
-    """Params and FLOPs of classification variants next to the spec's
-    numbers (``paper_results.PAPER_COMPLEXITY``).
+                         conventions: Sequence[str] = CONVENTIONS,
+                         model_index=None) -> List[Dict]:
+    """Params and FLOPs of classification variants next to the paper's
+    numbers: ``Metadata.Parameters`` / ``FLOPs`` of the ImageNet-1k model
+    with that ``Backbone`` in the model index (``metafiles.paper_complexity``;
+    '-' where the paper gives none).
 
     Args:
         names: Variant names (``classifier_cfg``).
-        input_size (int): Square input; the spec's FLOPs are at 224.
+        input_size (int): Square input; the paper's FLOPs are at 224.
         conventions: FLOP conventions to count (empty: parameters only).
+        model_index (ModelIndex, optional): Default: mmgate's
+            (``metafiles.load_model_index()``).
 
     Returns:
         list[dict]: ``name, params_M, paper_params_M, params_diff_pct`` and
         for each convention ``c``: ``flops_G_c, flops_diff_pct_c,
         skipped_ops_c``; ``paper_flops_G``.
     """
+    from .metafiles import load_model_index
+    index = model_index if model_index is not None else load_model_index()
     rows = []
     for name in names:
         model = build_model(classifier_cfg(name), 'mmpretrain')
-        paper = paper_complexity(name) or (None, None)
+        paper = paper_complexity(name, index) or (None, None)
         row = dict(name=name, params_M=count_params(model) / 1e6,
                    paper_params_M=paper[0],
                    paper_flops_G=paper[1] if input_size == 224 else None)
@@ -422,12 +428,12 @@ def format_table(rows: Sequence[Dict]) -> str:
         return '-' if v is None else f'{v:.{d}f}'
 
     convs = [c for c in CONVENTIONS if rows and f'flops_G_{c}' in rows[0]]
-    head = '| model | params (M) | spec | Δ % |'
+    head = '| model | params (M) | paper | Δ % |'
     sep = '|---|---|---|---|'
     for c in convs:
         head += f' FLOPs (G), {c} | Δ % |'
         sep += '---|---|'
-    head += ' spec FLOPs (G) |'
+    head += ' paper FLOPs (G) |'
     sep += '---|'
     out = [head, sep]
     for r in rows:

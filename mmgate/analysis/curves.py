@@ -5,8 +5,6 @@ draws, side by side, the training losses against the iteration and the
 validation metrics against their step (the epoch, or the iteration for
 iteration-based schedules).
 """
-import os
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 from .runs import RunLog, load_run
@@ -69,7 +67,7 @@ def plot_curves(runs: Sequence[Union[str, RunLog]],
         ``run: key`` series had data and which had none (reported, not
         dropped silently).
     """
-    from .plotting import pyplot
+    from .plotting import pyplot, save_figure
     plt = pyplot()
     runs = [r if isinstance(r, RunLog) else load_run(r) for r in runs]
     if not runs:
@@ -112,10 +110,5 @@ def plot_curves(runs: Sequence[Union[str, RunLog]],
         else:
             ax.text(0.5, 0.5, 'no data', ha='center', va='center',
                     transform=ax.transAxes)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, title)
     return report

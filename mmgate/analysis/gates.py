@@ -26,11 +26,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mmgate.models.backbones import RoutedBlock
 from mmgate.models.layers import GateModule
+from mmgate.models.layers import inbound_distances as block_distances
+from mmgate.models.utils import load_pretrained_weights
 
 __all__ = [
     'GateRecorder', 'gate_statistics', 'inbound_distances', 'write_gate_csv',
-    'load_weights',
     'read_gate_csv', 'plot_gate_heatmap', 'load_model', 'image_batches',
     'dataset_batches', 'random_batches'
 ]
@@ -40,25 +42,16 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 def inbound_distances(model: nn.Module, gate_name: str,
                       gate: GateModule) -> List[int]:
-    """How many outputs back each inbound of a gate is.
-
-    The block that owns the gate (its parent module) knows its position
-    ``index`` and ``inbound_indices`` in the stage's output list ``xs``
-    (``xs[j + 1]`` is block ``j``'s output), so the distance of inbound
-    ``i`` is ``index + 1 - i``. A block that also says
-    ``inbound_distances`` is taken at its word; otherwise the inbounds are
-    numbered 1, 2, ... in order.
-    """
+    """How many outputs back each inbound of a gate is (1 = the previous
+    output), as the inbound router numbers them
+    (:func:`mmgate.models.layers.inbound_distances`; the same rule for the
+    Skip and the Dense pattern). A gate outside a routed block gets 1, 2,
+    ... in slot order."""
     parent_name = gate_name.rsplit('.', 1)[0] if '.' in gate_name else ''
     block = model.get_submodule(parent_name) if parent_name else None
-    n = gate.num_inbounds
-    dists = getattr(block, 'inbound_distances', None)
-    if dists is None and block is not None and hasattr(
-            block, 'inbound_indices') and hasattr(block, 'index'):
-        dists = [block.index + 1 - i for i in block.inbound_indices]
-    if dists is None or len(dists) != n:
-        dists = list(range(1, n + 1))
-    return [int(d) for d in dists]
+    if isinstance(block, RoutedBlock):
+        return block_distances(block)
+    return list(range(1, gate.num_inbounds + 1))
 
 
 class GateRecorder:
@@ -214,7 +207,7 @@ def plot_gate_heatmap(rows: Sequence[Dict], path: str,
     """Heat map: one row per block; left column the mean sigmoid gate of
     the residual branch, right the mean softmax weight of each inbound
     distance (blank where a block has no such inbound)."""
-    from .plotting import pyplot
+    from .plotting import pyplot, save_figure
     plt = pyplot()
     if not rows:
         raise ValueError('no gate statistics to plot')
@@ -257,12 +250,7 @@ def plot_gate_heatmap(rows: Sequence[Dict], path: str,
                 ax.axhline(i - 0.5, color='w', linewidth=1.5)
     ax0.set_xlabel('branch')
     ax1.set_xlabel('inbound distance (outputs back)')
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 # ---- models and inputs -------------------------------------------------
@@ -278,9 +266,9 @@ def load_model(config, checkpoint: Optional[str] = None,
     ``prefix`` (e.g. ``'backbone.'``) loads only the keys under it, for a
     classifier checkpoint into a bare backbone.
 
-    Checkpoints are read with ``mmgate.compat.trusted_checkpoints``
-    (MMEngine's run checkpoints hold pickled objects): pass only
-    checkpoints you trust.
+    Checkpoints are read as trusted (MMEngine's run checkpoints hold pickled
+    objects): pass only checkpoints you trust. Any missing or unexpected key
+    is an error.
 
     Returns:
         tuple: ``(model, backbone_forward, cfg)``: ``backbone_forward(x)``
@@ -294,40 +282,15 @@ def load_model(config, checkpoint: Optional[str] = None,
         config = Config.fromfile(config)
     model = build_model(model_cfg_of(config), config.get('default_scope'))
     if checkpoint:
-        load_weights(model, checkpoint, prefix)
+        # every key must fit: statistics of a half-loaded model mean nothing
+        load_pretrained_weights(
+            model, dict(checkpoint=checkpoint, prefix=prefix or ''),
+            trusted=True)
     else:  # e.g. init_cfg=dict(type='Pretrained', ...)
         init_weights_quietly(model)
     model.to(device).eval()
     backbone = getattr(model, 'backbone', model)
     return model, backbone, config
-
-
-def load_weights(model: nn.Module, checkpoint: str,
-                 prefix: Optional[str] = None) -> None:
-    """Load every weight of ``model`` from ``checkpoint`` (an MMEngine
-    checkpoint or a plain state dict), only the keys under ``prefix`` when
-    given. Any missing or unexpected key is an error: statistics of a
-    half-loaded model would be meaningless."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    from mmgate.compat import trusted_checkpoints
-    with trusted_checkpoints():
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    if prefix:
-        state = {k[len(prefix):]: v for k, v in state.items()
-                 if k.startswith(prefix)}
-        if not state:
-            raise KeyError(f'no key of {checkpoint} starts with {prefix!r}')
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise KeyError(
-            f'{checkpoint} does not fit {type(model).__name__}: '
-            f'{len(missing)} missing keys {missing[:5]}, {len(unexpected)} '
-            f'unexpected keys {unexpected[:5]}' +
-            ('' if prefix else "; a classifier's checkpoint for a bare "
-             "backbone needs prefix='backbone.'"))
 
 
 def _model_preprocess(model: nn.Module):

@@ -7,6 +7,18 @@ validation) and writes a Markdown table, CSV files and a bar chart of the
 pairs. A run without (all) metrics, or whose training stopped early, is
 listed with that status, never dropped.
 
+The published numbers and the base / Skip pairing come from the model index
+(``metafiles.py``: ``model-index.yml`` and the OpenMMLab metafiles of the
+config families). A run is a metafile model when its config file name (the
+config ``tools/train.py`` dumped into the work dir, else the work dir's
+name) is the model's ``Config`` or ``Legacy Config``. It gets the model's
+``Results`` as its paper values when it is also the model's setting (task,
+dataset, number of classes and, for ResNet / ResNeXt / ConvNeXt families,
+the backbone); a gated run is paired with the run of its model's
+``Metadata.Baseline``. Runs of no metafile model are listed without paper
+values and paired by their configs: the same task, method, dataset,
+schedule and backbone family, depth and width.
+
 Metrics are reported in percent: MMDetection's ``coco/*_mAP`` (fractions)
 are scaled by 100; MMSegmentation's ``aAcc`` / ``mIoU`` and MMPretrain's
 ``accuracy/top1`` already are percentages.
@@ -16,14 +28,15 @@ import os
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .paper_results import SETTINGS, paper_result
+from .metafiles import DATASETS, MetaModel, ModelIndex, load_model_index
 from .runs import RunLog, find_runs
 
 __all__ = [
     'TASK_METRICS', 'BackboneInfo', 'RunSummary', 'Pair', 'describe_backbone',
-    'summarize_run', 'pair_runs', 'build_report', 'format_markdown',
+    'match_model', 'summarize_run', 'pair_runs', 'build_report',
+    'format_markdown',
     'write_csv', 'write_pairs_csv', 'plot_pairs', 'write_report'
 ]
 
@@ -74,11 +87,15 @@ class BackboneInfo(NamedTuple):
             backbone is full size, else None.
         skip (bool): Gated (Skip / Dense) backbone.
         family_key (tuple): Identity without the gating, for pairing.
+        known (bool): A ResNet / ResNeXt / ConvNeXt family (plain, V1c /
+            V1d or Skip), whose paper name ``canonical`` is derived; False
+            for other types (named by their type and arguments).
     """
     label: str
     canonical: Optional[str]
     skip: bool
     family_key: tuple
+    known: bool = True
 
 
 def describe_backbone(cfg: Optional[dict]) -> BackboneInfo:
@@ -92,7 +109,7 @@ def describe_backbone(cfg: Optional[dict]) -> BackboneInfo:
         'ResNeXt-101-32x4d'
     """
     if not cfg:
-        return BackboneInfo('?', None, False, ('?', ))
+        return BackboneInfo('?', None, False, ('?', ), known=False)
     tname = _type_name(cfg)
     skip = tname.startswith(('Skip', 'Dense'))
     base = tname[4:] if tname.startswith('Skip') else tname
@@ -102,7 +119,7 @@ def describe_backbone(cfg: Optional[dict]) -> BackboneInfo:
         args = tuple(sorted((k, repr(v)) for k, v in cfg.items()
                             if k in ('depth', 'arch', 'widen_factor')))
         family = tname[5:] if tname.startswith('Dense') else base
-        return BackboneInfo(tname, None, skip, (family, args))
+        return BackboneInfo(tname, None, skip, (family, args), known=False)
     family, variant = m[1], m[2] or ''
     prefix = 'Skip' if tname.startswith('Skip') else ''
     if family == 'ConvNeXt':
@@ -244,25 +261,48 @@ def _num_classes(task: str, model_cfg: dict) -> Optional[int]:
     return int(n) if isinstance(n, int) else None
 
 
-def _paper_setting_matches(task: str, model_cfg, dataset: str) -> bool:
-    setting = SETTINGS.get(task)
-    if setting is None or not isinstance(model_cfg, dict):
-        return False
-    if _type_name(model_cfg) not in setting.model_types:
-        return False
-    if dataset not in setting.dataset_types:
-        return False
-    classes = _num_classes(task, model_cfg)
-    if classes is not None and classes != setting.num_classes:
-        return False  # e.g. a demo subset in COCO format
-    for head in setting.heads:
-        if head == 'mask_head':
-            roi = model_cfg.get('roi_head') or {}
-            if not roi.get('mask_head'):
-                return False
-        elif _type_name(model_cfg.get('decode_head') or {}) != head:
-            return False
-    return True
+def _config_names(run: RunLog) -> List[str]:
+    """The config file names a run may have been launched with: the dumped
+    config's (``Runner.dump_config`` keeps the file name), then the work
+    directory's (``work_dirs/<config name>`` by default)."""
+    names = []
+    if run.config_path and osp.basename(run.config_path) != 'config.py':
+        names.append(osp.splitext(osp.basename(run.config_path))[0])
+    if run.name not in names:
+        names.append(run.name)
+    return names
+
+
+def match_model(run: RunLog,
+                index: Optional[ModelIndex]) -> Optional[MetaModel]:
+    """The metafile model a run was launched from (by config file name)."""
+    if index is None:
+        return None
+    for name in _config_names(run):
+        model = index.match_config(name)
+        if model is not None:
+            return model
+    return None
+
+
+def _setting_mismatch(model: MetaModel, task: str, model_cfg, dataset: str,
+                      backbone: BackboneInfo) -> Optional[str]:
+    """Why a run is not the published setting of its metafile model (None
+    when it is): another task, dataset, number of classes (e.g. a demo
+    subset in COCO format) or backbone (e.g. a narrowed one)."""
+    if model.task is not None and task != model.task:
+        return f'task {task}, not {model.task}'
+    types, classes = DATASETS.get(model.dataset, ((), None))
+    if types and dataset not in types:
+        return f'dataset {dataset}, not {model.dataset}'
+    n = _num_classes(task, model_cfg) if isinstance(model_cfg, dict) \
+        else None
+    if n is not None and classes is not None and n != classes:
+        return f'{n} classes, not the {classes} of {model.dataset}'
+    if backbone.known and model.backbone and \
+            backbone.canonical != model.backbone:
+        return f'backbone {backbone.label}, not {model.backbone}'
+    return None
 
 
 @dataclass
@@ -284,6 +324,7 @@ class RunSummary:
     flops: Optional[float] = None  # G
     notes: List[str] = field(default_factory=list)
     pair_key: tuple = ()
+    model: Optional[str] = None  # metafile model name
 
     @property
     def diff(self) -> Dict[str, float]:
@@ -319,8 +360,11 @@ def _progress(run: RunLog) -> Optional[tuple]:
     return unit, min(done, total), total
 
 
-def summarize_run(run: RunLog) -> RunSummary:
-    """Final metrics, status and identity of one run."""
+def summarize_run(run: RunLog,
+                  index: Optional[ModelIndex] = None) -> RunSummary:
+    """Final metrics, status and identity of one run; its paper values
+    from ``index`` (a ``metafiles.ModelIndex``) when it is a metafile
+    model in that model's setting."""
     cfg = run.config
     model_cfg = cfg.get('model') if cfg else None
     task = _infer_task(run)
@@ -376,9 +420,17 @@ def summarize_run(run: RunLog) -> RunSummary:
     summary.status = 'complete' if not status else '; '.join(status)
     notes.extend(run.problems)
 
-    if backbone.canonical and _paper_setting_matches(task, model_cfg,
-                                                     dataset):
-        summary.paper = dict(paper_result(task, backbone.canonical) or {})
+    meta = match_model(run, index)
+    if meta is not None:
+        summary.model = meta.name
+        paper = meta.paper_metrics()
+        if paper:
+            why = _setting_mismatch(meta, task, model_cfg, dataset, backbone)
+            if why is None:
+                summary.paper = paper
+            else:
+                notes.append(f'config of {meta.name}, but {why}: no paper '
+                             'values')
     summary.pair_key = (task, summary.method, dataset, summary.schedule,
                         backbone.family_key)
     return summary
@@ -386,9 +438,14 @@ def summarize_run(run: RunLog) -> RunSummary:
 
 @dataclass
 class Pair:
-    """A Skip run and the base run of the same setting."""
+    """A Skip run and the base run of the same setting.
+
+    ``paired_by`` is ``'metafile'`` (the base run is of the Skip model's
+    ``Metadata.Baseline``) or ``'config'`` (same task, method, dataset,
+    schedule and backbone family, read from the configs)."""
     base: RunSummary
     skip: RunSummary
+    paired_by: str = 'config'
 
     def gain(self, metric: str) -> Optional[float]:
         if metric in self.base.metrics and metric in self.skip.metrics:
@@ -405,29 +462,48 @@ class Pair:
         return f'{self.skip.backbone.label} vs {self.base.backbone.label}'
 
 
-def _strip_skip(name: str) -> str:
-    return re.sub(r'(?i)(skip|dense)(?=res|conv|mobile)', '', name)
+def _choose(s: RunSummary, candidates: List[RunSummary],
+            what: str) -> RunSummary:
+    """The first of ``candidates`` (complete runs first), noted on ``s``
+    when there are several."""
+    ranked = sorted(candidates, key=lambda b: not b.complete)
+    if len(ranked) > 1:
+        s.notes.append(f'{len(ranked)} runs of {what}; paired with '
+                       f'{ranked[0].config}')
+    return ranked[0]
 
 
-def pair_runs(summaries: Sequence[RunSummary]) -> List[Pair]:
-    """Match each gated run with the base run of the same task, method,
-    dataset, schedule and backbone family / depth / width (read from the
-    configs). When several base runs match, the one whose name is the Skip
-    name without ``skip`` wins."""
+def pair_runs(summaries: Sequence[RunSummary],
+              index: Optional[ModelIndex] = None) -> List[Pair]:
+    """Match each gated run with a base run.
+
+    A run of a metafile model with a ``Metadata.Baseline`` is paired with a
+    run of that baseline model (same task). Other gated runs, and those
+    whose baseline has no run, are paired with a base run of the same task,
+    method, dataset, schedule and backbone family / depth / width (read
+    from the configs). Several candidates: complete runs first, noted."""
     pairs = []
     bases = [s for s in summaries if not s.backbone.skip]
     for s in summaries:
         if not s.backbone.skip:
             continue
+        meta = index.get(s.model) if index is not None else None
+        baseline = meta.baseline if meta is not None else None
+        if baseline:
+            runs = [b for b in bases
+                    if b.model == baseline and b.task == s.task]
+            if runs:
+                pairs.append(Pair(_choose(s, runs, baseline), s,
+                                  'metafile'))
+                continue
         candidates = [b for b in bases if b.pair_key == s.pair_key]
         if not candidates:
-            continue
-        named = [b for b in candidates if b.config == _strip_skip(s.config)]
-        chosen = (named or candidates)[0]
-        if len(candidates) > 1 and not named:
-            s.notes.append(f'{len(candidates)} base runs match; paired with '
-                           f'{chosen.config}')
-        pairs.append(Pair(chosen, s))
+            continue  # listed among the runs without a partner
+        chosen = _choose(s, candidates, 'the same setting')
+        if baseline:
+            s.notes.append(f'no run of its baseline {baseline}; paired by '
+                           f'config with {chosen.config}')
+        pairs.append(Pair(chosen, s, 'config'))
     return pairs
 
 
@@ -435,12 +511,24 @@ def pair_runs(summaries: Sequence[RunSummary]) -> List[Pair]:
 class Report:
     summaries: List[RunSummary]
     pairs: List[Pair]
+    model_index: Optional[str] = None  # the model-index.yml read
+
+
+def _index(model_index) -> Optional[ModelIndex]:
+    """``build_report``'s ``model_index`` argument, loaded."""
+    if model_index is False:
+        return None
+    if isinstance(model_index, ModelIndex):
+        return model_index
+    return load_model_index(model_index)  # None: mmgate's own
 
 
 def build_report(root: str,
                  params: bool = False,
                  flops: bool = False,
-                 flops_shapes: Optional[Dict[str, tuple]] = None) -> Report:
+                 flops_shapes: Optional[Dict[str, tuple]] = None,
+                 model_index: Union[None, str, ModelIndex, bool] = None
+                 ) -> Report:
     """Read every run under ``root`` and pair them.
 
     Args:
@@ -449,11 +537,17 @@ def build_report(root: str,
         flops (bool): Also count FLOPs (``complexity.config_complexity``) at
             ``flops_shapes[task]`` (defaults: det 3x800x1333, seg 3x512x512,
             cls 3x224x224).
+        model_index (str | ModelIndex | bool, optional): The model index
+            with the paper values and baselines: a ``model-index.yml``
+            path, a loaded index, None for mmgate's own
+            (``metafiles.model_index_path``) or False for none (no paper
+            values; pairs from the configs only).
     """
+    index = _index(model_index)
     summaries = []
     runs = find_runs(root)
     for run in runs:
-        summaries.append(summarize_run(run))
+        summaries.append(summarize_run(run, index))
     if params or flops:
         from .complexity import DEFAULT_TASK_SHAPES, config_complexity
         shapes = dict(DEFAULT_TASK_SHAPES, **(flops_shapes or {}))
@@ -478,7 +572,8 @@ def build_report(root: str,
     order = {'det': 0, 'seg': 1, 'cls': 2}
     summaries.sort(key=lambda s: (order.get(s.task, 3), repr(s.pair_key),
                                   s.backbone.skip, s.config))
-    return Report(summaries, pair_runs(summaries))
+    return Report(summaries, pair_runs(summaries, index),
+                  index.path if index is not None else None)
 
 
 # ---- output -----------------------------------------------------------
@@ -556,8 +651,13 @@ def format_markdown(report: Report, title: str = 'Benchmark report') -> str:
     metrics_note = ('Metrics in percent (COCO mAP x100). "result" says where '
                     'the numbers come from: the latest `tools/test.py` run, '
                     'or the last validation (step = epoch or iteration). '
-                    'Paper values only where the run is the published '
-                    'setting (method, dataset, full-size backbone).')
+                    'Paper values come from the metafiles, for runs of a '
+                    'metafile model (by config name) in its setting (task, '
+                    'dataset, classes, backbone).')
+    if report.model_index:
+        metrics_note += f' Model index: `{report.model_index}`.'
+    else:
+        metrics_note += ' No model index was read.'
     out += [metrics_note, '']
     return '\n'.join(out)
 
@@ -568,8 +668,9 @@ ALL_METRICS = [m for ms in TASK_METRICS.values() for m in ms]
 def write_csv(report: Report, path: str) -> None:
     """One row per run; metric, paper and difference columns of every
     task (empty where they do not apply)."""
-    fields = ['config', 'work_dir', 'task', 'method', 'dataset', 'backbone',
-              'gated', 'schedule', 'status', 'complete', 'result']
+    fields = ['config', 'model', 'work_dir', 'task', 'method', 'dataset',
+              'backbone', 'gated', 'schedule', 'status', 'complete',
+              'result']
     fields += [m.name for m in ALL_METRICS]
     fields += ['params_M', 'flops_G']
     fields += [f'paper_{m.name}' for m in ALL_METRICS]
@@ -580,7 +681,8 @@ def write_csv(report: Report, path: str) -> None:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for s in report.summaries:
-            row = dict(config=s.config, work_dir=s.work_dir, task=s.task,
+            row = dict(config=s.config, model=s.model or '',
+                       work_dir=s.work_dir, task=s.task,
                        method=s.method, dataset=s.dataset,
                        backbone=s.backbone.label, gated=s.backbone.skip,
                        schedule=s.schedule, status=s.status,
@@ -596,8 +698,9 @@ def write_csv(report: Report, path: str) -> None:
 
 def write_pairs_csv(report: Report, path: str) -> None:
     """One row per pair and metric."""
-    fields = ['task', 'pair', 'base_config', 'skip_config', 'metric', 'base',
-              'skip', 'gain', 'paper_base', 'paper_skip', 'paper_gain']
+    fields = ['task', 'pair', 'base_config', 'skip_config', 'paired_by',
+              'metric', 'base', 'skip', 'gain', 'paper_base', 'paper_skip',
+              'paper_gain']
     _mkdir_for(path)
     with open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.DictWriter(f, fieldnames=fields)
@@ -607,7 +710,8 @@ def write_pairs_csv(report: Report, path: str) -> None:
                 writer.writerow(dict(
                     task=p.skip.task, pair=p.label,
                     base_config=p.base.config, skip_config=p.skip.config,
-                    metric=m.name, base=_csv(p.base.metrics.get(m.name)),
+                    paired_by=p.paired_by, metric=m.name,
+                    base=_csv(p.base.metrics.get(m.name)),
                     skip=_csv(p.skip.metrics.get(m.name)),
                     gain=_csv(p.gain(m.name)),
                     paper_base=_csv(p.base.paper.get(m.name)),
@@ -684,13 +788,15 @@ def plot_pairs(report: Report, path: str) -> Optional[str]:
 
 def write_report(root: str, out_dir: str, params: bool = False,
                  flops: bool = False, title: str = 'Benchmark report',
-                 flops_shapes: Optional[Dict[str, tuple]] = None
+                 flops_shapes: Optional[Dict[str, tuple]] = None,
+                 model_index: Union[None, str, ModelIndex, bool] = None
                  ) -> Tuple['Report', Dict[str, str]]:
     """Build the report of ``root`` and write ``report.md``,
     ``report.csv``, ``pairs.csv`` and ``pairs.png`` (when there are pairs)
-    into ``out_dir``. Returns the report and the written paths by kind."""
+    into ``out_dir``. Returns the report and the written paths by kind.
+    ``model_index``: as in ``build_report``."""
     report = build_report(root, params=params, flops=flops,
-                          flops_shapes=flops_shapes)
+                          flops_shapes=flops_shapes, model_index=model_index)
     os.makedirs(out_dir, exist_ok=True)
     paths = dict(markdown=osp.join(out_dir, 'report.md'),
                  csv=osp.join(out_dir, 'report.csv'),

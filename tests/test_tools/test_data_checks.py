@@ -7,7 +7,8 @@ import pytest
 from mmengine.config import Config
 
 from mmgate.datasets import DataError, check_data, explain_data_error
-from tools_helpers import ROOT, coco_options, run_tool
+from tests.helpers import REPO_ROOT as ROOT
+from tests.helpers import coco_options, run_tool
 
 DET = 'configs/demo/cascade_rcnn_skipresnet18_demo.py'
 SEG = 'configs/demo/upernet_skipresnet18_demo.py'

@@ -1,6 +1,5 @@
 """The command lines of tools/: argument parsing, a real 2-process launch on
 the CPU (gloo) and a killed run that resumes."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -11,27 +10,15 @@ import time
 
 import pytest
 
-from tools_helpers import ROOT, coco_options, free_port, run_tool
+from tests.helpers import REPO_ROOT as ROOT
+from tests.helpers import coco_options, free_port, load_tool, run_tool
 
 DET = 'configs/demo/cascade_rcnn_skipresnet18_demo.py'
 CLS = 'configs/demo/cls_skipresnet18_demo.py'
 
 
-def _load_tool(name):
-    """tools/<name>.py as a module (tools/ is no package)."""
-    path = osp.join(ROOT, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'mmgate_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, osp.dirname(path))  # test.py imports train
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(osp.dirname(path))
-    return module
-
-
 def test_train_and_test_take_mmdetections_flags():
-    train_tool, test_tool = _load_tool('train'), _load_tool('test')
+    train_tool, test_tool = load_tool('train'), load_tool('test')
     args = train_tool.parse_args([
         DET, '--work-dir', 'w', '--amp', '--auto-scale-lr', '--resume',
         '--launcher', 'pytorch', '--local-rank', '3', '--cfg-options',

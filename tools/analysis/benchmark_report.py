@@ -3,8 +3,11 @@
     python tools/analysis/benchmark_report.py work_dirs --out-dir out/
     python tools/analysis/benchmark_report.py work_dirs --params --flops
 
-Writes report.md (printed too), report.csv, pairs.csv and pairs.png. See
-mmgate/analysis/report.py for what is read and how runs are paired.
+Writes report.md (printed too), report.csv, pairs.csv and pairs.png. The
+paper values and the base / Skip pairs come from the metafiles
+(model-index.yml: mmgate's own by default, --model-index PATH for another,
+--no-model-index for none). See mmgate/analysis/report.py for what is read
+and how runs are matched and paired.
 """
 import argparse
 
@@ -27,6 +30,14 @@ def parse_args(argv=None):
         help='input of the FLOP count per task, e.g. det=800,1333 '
         'seg=512 cls=224 (those are the defaults)')
     parser.add_argument('--title', default='Benchmark report')
+    index = parser.add_mutually_exclusive_group()
+    index.add_argument(
+        '--model-index', metavar='PATH', default=None,
+        help='model-index.yml (or its folder) with the paper values and '
+        'baselines (default: mmgate\'s; also $MMGATE_MODEL_INDEX)')
+    index.add_argument(
+        '--no-model-index', action='store_true',
+        help='no paper values; pair runs by their configs only')
     return parser.parse_args(argv)
 
 
@@ -42,7 +53,8 @@ def main(argv=None):
     out_dir = args.out_dir or f'{args.root.rstrip("/")}/report'
     report, paths = write_report(
         args.root, out_dir, params=args.params or args.flops,
-        flops=args.flops, title=args.title, flops_shapes=shapes)
+        flops=args.flops, title=args.title, flops_shapes=shapes,
+        model_index=False if args.no_model_index else args.model_index)
     with open(paths['markdown'], encoding='utf-8') as f:
         print(f.read())
     print(f'{len(report.summaries)} runs, {len(report.pairs)} pairs; wrote')

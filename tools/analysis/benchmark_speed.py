@@ -13,6 +13,7 @@ mmgate/analysis/speed.py for the method.
 import argparse
 import json
 
+import mmgate.compat
 from mmgate.analysis.speed import (PRESETS, BenchOptions, benchmark,
                                    format_results, parse_model_literal,
                                    profile_step)
@@ -53,6 +54,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    # a model's init_cfg may load a checkpoint: mmgate's compat fixes first
+    mmgate.compat.apply()
     args = parse_args(argv)
     base, skip = PRESETS[args.preset]
     base, skip = args.base or base, args.skip or skip

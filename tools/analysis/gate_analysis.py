@@ -16,6 +16,7 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
+import mmgate.compat
 from mmgate.analysis.gates import (dataset_batches, gate_statistics,
                                    image_batches, load_model,
                                    plot_gate_heatmap, random_batches,
@@ -49,6 +50,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    # loads checkpoints and builds dataloaders: mmgate's compat fixes first
+    mmgate.compat.apply()
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

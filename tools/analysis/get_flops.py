@@ -1,14 +1,16 @@
 """Parameters and FLOPs of a model config or a named classification variant.
 
-    python tools/analysis/get_flops.py configs/xxx.py --shape 800 1333
+    python tools/analysis/get_flops.py CONFIG.py --shape 800 1333
     python tools/analysis/get_flops.py SkipResNet-50 --shape 224
-    python tools/analysis/get_flops.py --table          # spec table at 224
+    python tools/analysis/get_flops.py --table          # paper table at 224
 
 FLOPs are MMEngine's FlopAnalyzer counts. --convention mmengine (default):
 multiply-adds of convs / linears plus norms and adaptive pooling, element-wise
 ops not counted (what MMDetection's get_flops prints); --convention
 reference: also element-wise ops, pooling and biases, by the rules of the
-authors' counter behind the spec's table. See mmgate/analysis/complexity.py.
+authors' counter behind the papers' tables. The paper's parameters and FLOPs
+come from the metafiles (model-index.yml, Metadata.Parameters / FLOPs).
+See mmgate/analysis/complexity.py.
 """
 import argparse
 import os.path as osp
@@ -32,7 +34,7 @@ def parse_args(argv=None):
                         help='parameters only')
     parser.add_argument('--table', nargs='*', metavar='NAME', default=None,
                         help='params / FLOPs of classification variants '
-                        'next to the spec (default: ' +
+                        'next to the paper (default: ' +
                         ', '.join(SPEC_TABLE_MODELS) + ')')
     parser.add_argument('--convention', choices=CONVENTIONS,
                         default='mmengine')

@@ -80,7 +80,6 @@ def _data_options(task, data):
 
 def evaluate_untrained(config, options, work_dir, seed):
     """Metrics of the config's freshly initialised model on the test set."""
-    import mmgate  # noqa: F401
     from mmengine.config import Config, DictAction
     from mmengine.runner import Runner
     cfg = Config.fromfile(config)
@@ -121,6 +120,10 @@ def _losses(work_dir):
 
 
 def main(argv=None):
+    # evaluate_untrained builds a Runner in this process: mmgate's compat
+    # fixes first (tools/train.py and tools/test.py apply them themselves)
+    import mmgate.compat
+    mmgate.compat.apply()
     args, train_args = parse_args(argv)
     demo = DEMOS[args.task]
     config = demo['config']

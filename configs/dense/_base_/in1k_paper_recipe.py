@@ -1,6 +1,7 @@
-# The DenseResNet paper's ImageNet-1k recipe (seed 003, section 3.1), with
-# what the paper leaves open taken from the 2020 code behind it
-# (github.com/takedarts/DenseResNet, src/utils/*.py, src/train.py):
+# The DenseResNet paper's ImageNet-1k recipe (Takeda, "Dense Residual
+# Networks for Image Classification", MIRU 2020), with what the paper leaves
+# open taken from the 2020 code behind it (github.com/takedarts/DenseResNet,
+# src/utils/*.py, src/train.py):
 #
 # paper:  batch 64, Nesterov SGD (momentum 0.9), cosine annealing of the lr;
 #         ResNet-34 / DenseResNet-34: 160x160 training crops, lr 0.025,
@@ -14,13 +15,19 @@
 #         plain cross-entropy (no CutMix / Mixup / label smoothing);
 #         kaiming (fan_out) convs, every BN weight 1 (no zero-init).
 #
+# The data pipeline (ColorJitter, PCA lighting, test resize 256 / crop 224),
+# the dataset and the runtime are those of the SkipResNet recipe,
+# configs/_base_/in1k_resnet_recipe.py; what differs is set here: plain
+# cross-entropy without CutMix, 160px crops, 64 images per batch, lr 0.025,
+# decay on 1-D weights that are not norms or biases, the per-epoch warm-up /
+# cosine, validation and checkpoints every 5 epochs.
+#
 # Configs that inherit this set model.backbone and model.head.in_channels.
-_base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs32.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
+_base_ = '../../_base_/in1k_resnet_recipe.py'
 
+# no CutMix, hence no soft-target loss and no model.train_cfg
 model = dict(
+    _delete_=True,
     type='ImageClassifier',
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
@@ -29,12 +36,6 @@ model = dict(
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, 5)))
 
-# PCA lighting (AlexNet) of ImageNet RGB, eigenvalues on the 0-255 scale,
-# eigenvectors in BGR order (mmcv loads BGR images).
-lighting_eigval = [55.4625, 4.7940, 1.1475]
-lighting_eigvec = [[-0.5836, -0.6948, 0.4203],
-                   [-0.5808, -0.0045, -0.8140],
-                   [-0.5675, 0.7192, 0.4009]]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=160),
@@ -42,34 +43,20 @@ train_pipeline = [
     dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
     dict(
         type='Lighting',
-        eigval=lighting_eigval,
-        eigvec=lighting_eigvec,
+        eigval={{_base_.lighting_eigval}},
+        eigvec={{_base_.lighting_eigvec}},
         alphastd=0.1,
         to_rgb=False),
     dict(type='PackInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(
-    batch_size=64,
-    num_workers=8,
-    persistent_workers=True,
-    dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=64,
-    num_workers=8,
-    persistent_workers=True,
-    dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(batch_size=64, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=64)
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(
-    optimizer=dict(
-        type='SGD', lr=0.025, momentum=0.9, nesterov=True, weight_decay=1e-4),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
+    optimizer=dict(lr=0.025),
+    paramwise_cfg=dict(
+        _delete_=True, norm_decay_mult=0., bias_decay_mult=0.))
 # The 2020 code: lr(e) = (e + 1) / 6 * lr for the epochs e < 5, then
 # lr * (1 + cos(pi * e / 300)) / 2, stepped per epoch. The two chained
 # (multiplicative) schedulers below give that within 0.05 % during warm-up
@@ -84,12 +71,9 @@ param_scheduler = [
         begin=0,
         end=300),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5)
-val_cfg = dict()
-test_cfg = dict()
+train_cfg = dict(val_interval=5)
 
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5,
-                                     max_keep_ckpts=3, save_best='auto'))
+default_hooks = dict(checkpoint=dict(interval=5))
 # The paper trained with 64 images per iteration; with more GPUs, add
 # --auto-scale-lr (linear scaling from 64).
-auto_scale_lr = dict(enable=False, base_batch_size=64)
+auto_scale_lr = dict(base_batch_size=64)

@@ -1,11 +1,12 @@
-# ResNet-50 with Gaussian-prior ("disentangled") convolution (seed 001;
-# Kobayashi, Pattern Recognition Letters 169, 2023): every spatial conv (the
+# ResNet-50 with Gaussian-prior ("disentangled") convolution (Kobayashi,
+# Pattern Recognition Letters 169, 2023): every spatial conv (the
 # 7x7 stem and all 3x3s) is conv(S, gaussian_blur_sigma(x)), an isotropic
 # separable Gaussian of radius 3 with one learnt sigma per input channel
 # (starting at 0.4 px, near a delta) composed with the free filter S. 1x1
 # convs have no spatial structure and stay plain (pointwise=False).
 # MMPretrain's own ResNet builds every conv from conv_cfg.
-# Seed 001: ResNet-50 76.19 -> 77.42 top-1. No public code exists.
+# Reported by the author (Kobayashi, Pattern Recognition Letters 169, 2023):
+# ResNet-50 76.19 -> 77.42 top-1; not reproduced here. No public code exists.
 #
 # Only the bottleneck 3x3s instead: an MMDetection-style backbone with
 # dcn=dict(type='mmgate.GaussianPriorConv2d'), stage_with_dcn=(True, ) * 4

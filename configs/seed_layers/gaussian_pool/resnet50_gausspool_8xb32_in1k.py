@@ -1,6 +1,7 @@
-# ResNet-50 with Gaussian-based pooling (seed 001; Kobayashi, NeurIPS 2019)
-# at every downsampling, placed as the seed's experiments did
-# (pool_placement='post'): stride-1 stem conv + 2x2/2 pool, the 3x3/2
+# ResNet-50 with Gaussian-based pooling (Kobayashi, "Gaussian-Based Pooling
+# for Convolutional Neural Networks", NeurIPS 2019; code
+# github.com/tk1980/GaussianPooling) at every downsampling, in the author's
+# placement (pool_placement='post'): stride-1 stem conv + 2x2/2 pool, the 3x3/2
 # max-pool replaced by a 3x3/2 Gaussian pool, and in the first block of
 # stages 2-4 the stride removed from conv2 and the shortcut and a 2x2/2 pool
 # applied after add + ReLU. eta ~ softplus(N(mu0, sigma0)), one draw per
@@ -9,8 +10,10 @@
 # Not compute-matched: 33.85M params / 6.92 GMACs (mmengine's
 # get_model_complexity_info at 224, convs and linear layers) against
 # 25.56M / 4.11 for ResNet-50 (table in configs/seed_layers/README.md).
-# Seed 001: 76.47 -> 78.63 top-1 (the authors' re-run: 23.45 -> 21.10 % top-1
-# error). Cheaper placement: resnet50_gausspool-pre_8xb32_in1k.py.
+# Reported by the author (Kobayashi, NeurIPS 2019): 76.47 -> 78.63 top-1; the
+# author's PyTorch re-run (github.com/tk1980/GaussianPooling): 23.45 -> 21.10 %
+# top-1 error. Not reproduced here.
+# Cheaper placement: resnet50_gausspool-pre_8xb32_in1k.py.
 _base_ = '../_base_/in1k_resnet_standard.py'
 
 model = dict(

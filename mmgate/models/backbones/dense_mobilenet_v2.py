@@ -17,16 +17,15 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule, Sequential
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmgate.registry import MODELS
-from ..layers.inbound_align import PAD_MODES, InboundBank
-from .dense_resnet import DenseBlockMixin
-from .skip_resnet import _GatedResBlock
+from ..layers import InboundRouter, dense_inbound_indices
+from .base import GatedBackbone, freeze_modules
+from .blocks import RoutedBlock, RoutedStage, build_junction
+from .skip_resnet import gate_cfg_of
 
-__all__ = ['make_divisible', 'DenseInvertedResidual', 'DenseMobileNetV2']
+__all__ = ['make_divisible', 'InvertedResidual', 'DenseMobileNetV2']
 
 
 def make_divisible(value: float, divisor: int = 8,
@@ -43,50 +42,38 @@ def make_divisible(value: float, divisor: int = 8,
     return new_value
 
 
-class DenseInvertedResidual(DenseBlockMixin, _GatedResBlock):
-    """Inverted residual block (1x1 expand, 3x3 depthwise, 1x1 linear)
-    ending in a Gate Module over the global list, without activation.
+class InvertedResidual(RoutedBlock):
+    """Inverted residual branch (1x1 expand, 3x3 depthwise, 1x1 linear,
+    MMPretrain's ``conv.{0,1,2}`` layout); the junction given to it ends the
+    block, with no activation after it (linear bottleneck).
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels C.
         stride (int): Stride of the depthwise conv (1 or 2); a stride-2
-            block's shortcut entry is its input average-pooled 2x2.
+            block's entry is its input average-pooled 2x2.
         expand_ratio (int): Hidden width = ``round(in_channels * ratio)``.
-        index (int): Position inside the stage.
         conv_cfg, norm_cfg, act_cfg (dict): Of the residual branch.
-        with_cp (bool): Gradient checkpointing.
-        drop_path_rate (float): Stochastic depth of the residual branch.
-        gate_cfg (dict): Gate Module options.
-        **kwargs: :class:`DenseBlockMixin` options (``entry_offset``,
-            ``entry_channels``, ``num_connections``, ``pad_mode``).
+        **kwargs: :class:`RoutedBlock` arguments (``entry_index``,
+            ``inbound_indices``, ``junction``, ``with_cp``,
+            ``drop_path_rate``).
     """
-    expansion = 1
 
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
                  stride: int,
                  expand_ratio: int,
-                 index: int = 0,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU6'),
-                 with_cp: bool = False,
-                 drop_path_rate: float = 0.,
-                 gate_cfg: dict = dict(),
-                 init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         assert stride in (1, 2), f'stride must be 1 or 2, got {stride}'
         assert norm_cfg is not None, \
-            'DenseInvertedResidual needs a norm: the gate reads its output'
+            'InvertedResidual needs a norm: the gate reads its output'
         downsample = nn.AvgPool2d(2, stride=2, ceil_mode=True) \
             if stride == 2 else None
-        super().__init__(
-            in_channels, out_channels, index, downsample=downsample,
-            with_cp=with_cp, drop_path_rate=drop_path_rate,
-            gate_cfg=gate_cfg, init_cfg=init_cfg, **kwargs)
-        self.relu = nn.Identity()  # linear bottleneck: no act after the gate
+        super().__init__(downsample=downsample, act_cfg=None, **kwargs)
         self.stride = stride
         hidden = int(round(in_channels * expand_ratio))
         layers = []
@@ -114,22 +101,9 @@ class DenseInvertedResidual(DenseBlockMixin, _GatedResBlock):
             x = layer(x)
         return self.conv[-1].conv(x)
 
-    def residual(self, x: Tensor) -> Tensor:
-        """The linear branch output ``y``."""
-        return self.conv(x)
-
-
-class DenseStage(Sequential):
-    """Blocks of one MobileNetV2 stage, threading the :class:`InboundBank`."""
-
-    def forward(self, x: Tensor, bank: InboundBank) -> Tensor:
-        for block in self:
-            x = bank.step(block, x)
-        return x
-
 
 @MODELS.register_module()
-class DenseMobileNetV2(BaseModule):
+class DenseMobileNetV2(GatedBackbone):
     """Dense-MobileNetV2 backbone, MMPretrain / MMDetection MobileNetV2
     interface.
 
@@ -147,7 +121,7 @@ class DenseMobileNetV2(BaseModule):
         with_cp (bool): Gradient checkpointing of the blocks.
         drop_path_rate (float): Stochastic depth, linear over the 17 blocks.
         num_connections (int): N. Defaults to 4 (the paper's).
-        pad_mode (str): 'masked' or 'paper' (``inbound_align.py``).
+        pad_mode (str): 'masked' or 'paper' (``blocks.build_junction``).
         gate_reduction (int): Defaults to 4 (the paper's Dense-MobileNetV2).
         gate_norm_cfg (dict): Norm inside the gates. Defaults to BN.
         gate_act_cfg (dict): Activation inside the gates. Defaults to ReLU6.
@@ -207,9 +181,9 @@ class DenseMobileNetV2(BaseModule):
             raise ValueError(
                 f'num_connections (N) must be an int >= 1, got '
                 f'{num_connections!r}')
-        if pad_mode not in PAD_MODES:
+        if pad_mode not in ('masked', 'paper'):
             raise ValueError(
-                f'pad_mode must be one of {PAD_MODES}, got {pad_mode!r}')
+                f"pad_mode must be 'masked' or 'paper', got {pad_mode!r}")
         self.widen_factor = widen_factor
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
@@ -217,43 +191,52 @@ class DenseMobileNetV2(BaseModule):
         self.with_cp = with_cp
         self.num_connections = num_connections
         self.pad_mode = pad_mode
-        gate_cfg = dict(reduction=gate_reduction, norm_cfg=gate_norm_cfg,
-                        act_cfg=gate_act_cfg, lean=gate_lean)
+        gate_cfg = gate_cfg_of(gate_reduction, gate_norm_cfg, gate_act_cfg,
+                               gate_lean)
 
         in_channels = make_divisible(32 * widen_factor)
         self.conv1 = ConvModule(3, in_channels, 3, stride=2, padding=1,
                                 conv_cfg=conv_cfg, norm_cfg=norm_cfg,
                                 act_cfg=act_cfg)
 
-        # (in, out, stride, expand ratio) of every block, stage by stage
-        stages = []
+        # (in, out, stride) of every block, stage by stage
+        stages, ratios = [], []
         for ratio, channels, num_blocks, stride in self.arch_settings:
             out = make_divisible(channels * widen_factor)
             stages.append([(in_channels if j == 0 else out, out,
-                            stride if j == 0 else 1, ratio)
+                            stride if j == 0 else 1)
                            for j in range(num_blocks)])
+            ratios.append(ratio)
             in_channels = out
         # entry k = block k's shortcut: its input, pooled, same width
-        entry_channels = tuple(b[0] for s in stages for b in s)
-        total = len(entry_channels)
+        self.entry_channels = [b[0] for s in stages for b in s]
+        total = len(self.entry_channels)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
 
         self.layers = []
-        offset = 0
-        for i, blocks in enumerate(stages):
-            stage = DenseStage(*[
-                DenseInvertedResidual(
-                    cin, cout, stride, ratio, index=j, conv_cfg=conv_cfg,
-                    norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp,
-                    drop_path_rate=rates[offset + j], gate_cfg=gate_cfg,
-                    entry_offset=offset, entry_channels=entry_channels,
-                    num_connections=num_connections, pad_mode=pad_mode)
-                for j, (cin, cout, stride, ratio) in enumerate(blocks)
-            ])
-            offset += len(blocks)
+        self.feature_info: List[dict] = []
+        entry, reduction = 0, 2
+        for i, (specs, ratio) in enumerate(zip(stages, ratios)):
+            blocks = []
+            for cin, cout, stride in specs:
+                inbounds = dense_inbound_indices(entry, num_connections)
+                blocks.append(InvertedResidual(
+                    cin, cout, stride, ratio, conv_cfg=conv_cfg,
+                    norm_cfg=norm_cfg, act_cfg=act_cfg, entry_index=entry,
+                    inbound_indices=inbounds,
+                    junction=build_junction(
+                        gate_cfg, cout, [self.entry_channels[k] for k in inbounds],
+                        pad_mode),
+                    with_cp=with_cp, drop_path_rate=rates[entry]))
+                entry += 1
+                reduction *= stride
             layer_name = f'layer{i + 1}'
-            self.add_module(layer_name, stage)
+            self.add_module(layer_name, RoutedStage(*blocks))
             self.layers.append(layer_name)
+            if i in out_indices:
+                self.feature_info.append(dict(
+                    num_chs=specs[-1][1], reduction=reduction,
+                    module=layer_name))
 
         self.out_channel = int(1280 * widen_factor) if widen_factor > 1. \
             else 1280
@@ -261,14 +244,20 @@ class DenseMobileNetV2(BaseModule):
                                 conv_cfg=conv_cfg, norm_cfg=norm_cfg,
                                 act_cfg=act_cfg)
         self.feat_dim = self.out_channel
+        if num_layers in out_indices:
+            self.feature_info.append(dict(
+                num_chs=self.out_channel, reduction=reduction,
+                module='conv2'))
         self._freeze_stages()
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = self.conv1(x)
-        bank = InboundBank(keep=self.num_connections)
+        stages = [getattr(self, name) for name in self.layers]
+        router = InboundRouter([b for s in stages for b in s],
+                               descriptors='entry')
         outs = []
-        for i, layer_name in enumerate(self.layers):
-            x = getattr(self, layer_name)(x, bank)
+        for i, stage in enumerate(stages):
+            x = stage(x, router)
             if i in self.out_indices:
                 outs.append(x)
         if len(self.layers) in self.out_indices:
@@ -276,23 +265,7 @@ class DenseMobileNetV2(BaseModule):
         return tuple(outs)
 
     def _freeze_stages(self) -> None:
-        modules: List[nn.Module] = []
         if self.frozen_stages >= 0:
-            modules.append(self.conv1)
-        modules += [getattr(self, f'layer{i}')
-                    for i in range(1, self.frozen_stages + 1)]
-        for m in modules:
-            m.eval()
-            for param in m.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'DenseMobileNetV2':
-        """Freeze stages again, and keep BNs (gate norms too) in eval mode
-        when ``norm_eval`` is set."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+            freeze_modules([self.conv1])
+        freeze_modules(getattr(self, f'layer{i}')
+                       for i in range(1, self.frozen_stages + 1))

@@ -4,60 +4,52 @@ MMPretrain's ConvNeXt interface and weight layout (``downsample_layers``,
 ``stages.{i}.{j}.{depthwise_conv,norm,pointwise_conv1,pointwise_conv2,
 gamma}``, ``norm{i}``), plus ``stages.{i}.{j}.gate.{conv1,norm,conv2}``.
 
-Unlike a plain ConvNeXt block, a gated block does not add its input: the
-residual branch ``y`` is mixed with the stage's earlier outputs by the gate
-(LayerNorm + GELU inside, no activation after).
+Unlike a plain ConvNeXt block (Liu et al., "A ConvNet for the 2020s", CVPR
+2022), a gated block does not add its input: the residual branch ``y`` is
+mixed with the stage's earlier outputs by the gate (LayerNorm + GELU inside,
+no activation after), with the Skip pattern of SkipResNet.
 """
 from itertools import chain
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer
-from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule, ModuleList, Sequential
+from mmengine.model import ModuleList
 from torch import Tensor
 
 from mmgate.registry import MODELS
-from ..layers import (GateModule, build_norm, global_descriptor,
-                      last_readers, skip_inbound_indices)
-from ..utils import load_pretrained_weights
+from ..layers import build_norm, skip_inbound_indices
+from .base import GatedBackbone, freeze_modules
+from .blocks import RoutedBlock, RoutedStage, build_junction
+from .skip_resnet import gate_cfg_of
 
-__all__ = ['GatedConvNeXtBlock', 'SkipConvNeXtStage', 'SkipConvNeXt']
+__all__ = ['ConvNeXtBlock', 'SkipConvNeXt']
 
 
-class GatedConvNeXtBlock(BaseModule):
-    """ConvNeXt block (7x7 depthwise, LN, MLP x4, layer scale) ending in a
-    Gate Module over the stage's earlier outputs.
+class ConvNeXtBlock(RoutedBlock):
+    """ConvNeXt block branch (7x7 depthwise, LN, MLP x4, layer scale); the
+    junction given to it ends the block, with no activation after it.
 
     Args:
         channels (int): Channels of the block.
-        index (int): Position inside the stage (decides the inbounds).
         mlp_ratio (float): MLP expansion. Defaults to 4.
         norm_cfg (dict): Norm of the block. Defaults to LN2d, eps 1e-6.
         act_cfg (dict): MLP activation. Defaults to GELU.
-        drop_path_rate (float): Stochastic depth. Defaults to 0.
         layer_scale_init_value (float): Initial layer scale ``gamma``.
-        gate_cfg (dict): ``reduction``, ``norm_cfg``, ``act_cfg``, ``lean``.
-        with_cp (bool): Gradient checkpointing. Defaults to False.
+        **kwargs: :class:`RoutedBlock` arguments (``entry_index``,
+            ``inbound_indices``, ``junction``, ``drop_path_rate``,
+            ``with_cp``).
     """
 
     def __init__(self,
                  channels: int,
-                 index: int,
                  mlp_ratio: float = 4.,
                  norm_cfg: dict = dict(type='LN2d', eps=1e-6),
                  act_cfg: dict = dict(type='GELU'),
-                 drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
-                 gate_cfg: dict = dict(),
-                 with_cp: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.index = index
-        self.inbound_indices = skip_inbound_indices(index)
-        self.with_cp = with_cp
+                 **kwargs) -> None:
+        super().__init__(act_cfg=None, **kwargs)
         self.depthwise_conv = nn.Conv2d(
             channels, channels, 7, padding=3, groups=channels)
         self.norm = build_norm(norm_cfg, channels)
@@ -68,14 +60,6 @@ class GatedConvNeXtBlock(BaseModule):
         self.gamma = nn.Parameter(
             layer_scale_init_value * torch.ones(channels)) \
             if layer_scale_init_value > 0 else None
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 \
-            else nn.Identity()
-        self.gate = GateModule(
-            channels, len(self.inbound_indices),
-            reduction=gate_cfg.get('reduction', 8),
-            norm_cfg=gate_cfg.get('norm_cfg', dict(type='LN2d', eps=1e-6)),
-            act_cfg=gate_cfg.get('act_cfg', dict(type='GELU')),
-            lean=gate_cfg.get('lean', False))
 
     def residual(self, x: Tensor) -> Tensor:
         x = self.norm(self.depthwise_conv(x)).permute(0, 2, 3, 1)
@@ -83,43 +67,11 @@ class GatedConvNeXtBlock(BaseModule):
         x = x.permute(0, 3, 1, 2)
         if self.gamma is not None:
             x = x * self.gamma.view(1, -1, 1, 1)
-        return self.drop_path(x)
-
-    def forward(self, inbounds: Sequence[Tensor],
-                inbound_descriptors: Sequence[Tensor]) -> Tensor:
-        """``inbounds[0]`` is the previous output, the branch's input."""
-
-        def _inner_forward(*maps):
-            n = len(maps) // 2
-            return self.gate(self.residual(maps[0]), maps[:n], maps[n:])
-
-        if self.with_cp and inbounds[0].requires_grad:
-            return cp.checkpoint(_inner_forward, *inbounds,
-                                 *inbound_descriptors, use_reentrant=False)
-        return _inner_forward(*inbounds, *inbound_descriptors)
-
-
-class SkipConvNeXtStage(Sequential):
-    """A stage of gated ConvNeXt blocks sharing the output list ``xs``
-    (``xs[0]`` = the stage input after its downsample layer)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        xs, descriptors = [x], [global_descriptor(x)]
-        release = last_readers([block.inbound_indices for block in self])
-        last = len(self) - 1
-        for j, block in enumerate(self):
-            idx = block.inbound_indices
-            x = block([xs[i] for i in idx], [descriptors[i] for i in idx])
-            for k in release[j]:  # no later block reads these
-                xs[k] = descriptors[k] = None
-            xs.append(x)
-            if j < last:
-                descriptors.append(global_descriptor(x))
         return x
 
 
 @MODELS.register_module()
-class SkipConvNeXt(BaseModule):
+class SkipConvNeXt(GatedBackbone):
     """SkipConvNeXt backbone, MMPretrain ConvNeXt interface.
 
     Args:
@@ -167,8 +119,6 @@ class SkipConvNeXt(BaseModule):
         'xlarge': dict(depths=[3, 3, 27, 3],
                        channels=[256, 512, 1024, 2048]),
     }
-    timm_layout = 'convnext'
-
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
                  in_channels: int = 3,
@@ -223,10 +173,11 @@ class SkipConvNeXt(BaseModule):
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.gap_before_final_norm = gap_before_final_norm
-        gate_cfg = dict(reduction=gate_reduction, norm_cfg=gate_norm_cfg,
-                        act_cfg=gate_act_cfg, lean=gate_lean)
+        gate_cfg = gate_cfg_of(gate_reduction, gate_norm_cfg, gate_act_cfg,
+                               gate_lean)
 
         rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        self.feature_info: List[dict] = []
         self.downsample_layers = ModuleList()
         self.stages = ModuleList()
         self.downsample_layers.append(nn.Sequential(
@@ -240,17 +191,23 @@ class SkipConvNeXt(BaseModule):
                 self.downsample_layers.append(nn.Sequential(
                     build_norm(norm_cfg, self.channels[i - 1]),
                     nn.Conv2d(self.channels[i - 1], channels, 2, stride=2)))
-            self.stages.append(SkipConvNeXtStage(*[
-                GatedConvNeXtBlock(
-                    channels, j, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                    drop_path_rate=rates[start + j],
+            blocks = []
+            for j in range(depth):
+                inbounds = skip_inbound_indices(j)
+                blocks.append(ConvNeXtBlock(
+                    channels, norm_cfg=norm_cfg, act_cfg=act_cfg,
                     layer_scale_init_value=layer_scale_init_value,
-                    gate_cfg=gate_cfg, with_cp=with_cp)
-                for j in range(depth)
-            ]))
+                    entry_index=j, inbound_indices=inbounds,
+                    junction=build_junction(gate_cfg, channels,
+                                            [channels] * len(inbounds)),
+                    drop_path_rate=rates[start + j], with_cp=with_cp))
+            self.stages.append(RoutedStage(*blocks))
             start += depth
             if i in self.out_indices:
                 self.add_module(f'norm{i}', build_norm(norm_cfg, channels))
+                self.feature_info.append(dict(
+                    num_chs=channels, reduction=stem_patch_size * 2**i,
+                    module=f'stages.{i}'))
         self._freeze_stages()
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
@@ -266,17 +223,9 @@ class SkipConvNeXt(BaseModule):
         return tuple(outs)
 
     def _freeze_stages(self) -> None:
-        for i in range(self.frozen_stages):
-            modules = (self.downsample_layers[i], self.stages[i])
-            for m in modules:
-                m.eval()
-            for param in chain(*(m.parameters() for m in modules)):
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'SkipConvNeXt':
-        super().train(mode)
-        self._freeze_stages()
-        return self
+        freeze_modules(chain.from_iterable(
+            (self.downsample_layers[i], self.stages[i])
+            for i in range(self.frozen_stages)))
 
     def optional_pretrained_key(self, key: str, missing: bool) -> bool:
         """An ImageNet checkpoint has only the final norm: other output
@@ -287,14 +236,6 @@ class SkipConvNeXt(BaseModule):
         if parts[0] in ('stages', 'downsample_layers'):
             return int(parts[1]) >= self.num_stages
         return parts[0].startswith('norm')
-
-    def init_weights(self) -> None:
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_pretrained_weights(self, cfg)
-            self._is_init = True
-        else:
-            super().init_weights()
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> tuple:
         """Layer id for layer-wise lr decay (MMPretrain ConvNeXt's rule)."""

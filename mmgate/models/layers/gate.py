@@ -7,8 +7,9 @@ A plain residual block ends with ``act(y + x)``. A gated block ends with::
 where ``y`` is the block's residual branch, ``x_1 .. x_n`` are earlier feature
 maps (its *inbounds*, already aligned to ``y``'s shape) and the logits ``g``
 come from an SE-like MLP over the global-average-pooled ``y`` and inbounds.
-Which earlier maps a block reads is decided by the backbone (the Skip pattern
-below, or DenseResNet's "last N"); this module only mixes what it is given.
+Which earlier maps a block reads is decided by the inbound router
+(``router.py``: the Skip pattern or DenseResNet's "last N"); this module only
+mixes what it is given.
 
 The pooled descriptors are computed per tensor (the GAP of a concatenation is
 the concatenation of the GAPs), so no full-size concatenation is ever built,
@@ -16,7 +17,7 @@ and a backbone that reuses an inbound in several blocks can pass its cached
 descriptor instead of pooling it again.
 """
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -28,8 +29,7 @@ from mmgate.registry import MODELS
 from .gated_sum import AffineSource, gated_sum
 from .norm import build_norm
 
-__all__ = ['GateModule', 'gate_hidden_channels', 'skip_inbound_indices',
-           'global_descriptor', 'last_readers']
+__all__ = ['GateModule', 'gate_hidden_channels', 'global_descriptor']
 
 
 def gate_hidden_channels(channels: int, reduction: int) -> int:
@@ -39,46 +39,6 @@ def gate_hidden_channels(channels: int, reduction: int) -> int:
     [8, 32, 256]
     """
     return math.ceil(max(channels // reduction, 1) / 8) * 8
-
-
-def skip_inbound_indices(index: int) -> List[int]:
-    """Which outputs of its stage the ``index``-th block (0-based) reads.
-
-    The stage keeps ``xs``: ``xs[0]`` is the (projected) stage input and
-    ``xs[j + 1]`` the output of block ``j``. Block ``j`` reads the previous
-    output and those 2, 4, 8, ... blocks back: ``j + 1 - 2**i`` for every
-    ``2**i <= j + 1``.
-
-    >>> [skip_inbound_indices(j) for j in range(4)]
-    [[0], [1, 0], [2, 1], [3, 2, 0]]
-    """
-    if index < 0:
-        raise ValueError(f'block index must be >= 0, got {index}')
-    indices, step = [], 1
-    while step <= index + 1:
-        indices.append(index + 1 - step)
-        step *= 2
-    return indices
-
-
-def last_readers(inbound_lists: Sequence[Sequence[int]]) -> List[List[int]]:
-    """For each block j, the entries of ``xs`` that no later block reads.
-
-    A stage can drop them after block j (their saved copies for backward
-    are held by autograd), so an eval forward keeps only the maps it still
-    needs.
-
-    >>> last_readers([skip_inbound_indices(j) for j in range(4)])
-    [[], [], [1], [0, 2, 3]]
-    """
-    last = {}
-    for j, indices in enumerate(inbound_lists):
-        for k in indices:
-            last[k] = j
-    release = [[] for _ in inbound_lists]
-    for k, j in sorted(last.items()):
-        release[j].append(k)
-    return release
 
 
 def global_descriptor(x: Tensor) -> Tensor:
@@ -112,7 +72,7 @@ class GateModule(BaseModule):
             default is False.
         softmax_mask (Tensor, optional): Bool ``(n, C)``; ``True`` marks an
             (inbound, channel) slot that is zero padding (DenseResNet's
-            channel alignment, ``inbound_align.py``) and is kept out of the
+            channel alignment, ``router.padding_mask``) and is kept out of the
             softmax, so the weights of the real inbounds of every channel
             sum to 1. Stored as a non-persistent buffer: the state dict is
             the same with or without it. Defaults to None (plain softmax).
@@ -124,6 +84,9 @@ class GateModule(BaseModule):
         >>> gate(y, [x1, x2]).shape
         torch.Size([2, 16, 8, 8])
     """
+
+    # a junction that reads global descriptors (see ``RoutedBlock``)
+    gated = True
 
     def __init__(self,
                  channels: int,

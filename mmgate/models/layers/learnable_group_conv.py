@@ -1,5 +1,7 @@
-"""Fully learnable group convolution (FLGC, Wang et al., CVPR 2019) with the
-feature duplication of seed 002.
+"""Fully learnable group convolution (FLGC, Wang et al., "Fully Learnable
+Group Convolution for Acceleration of Deep Neural Networks", CVPR 2019) with
+feature duplication (an extension of mmgate: important channels are shared
+by several groups).
 
 For a conv with ``C_in`` inputs, ``C_out`` filters and ``G`` groups, FLGC
 learns two assignment logit matrices, ``S`` (``C_in x G``, which group reads
@@ -11,7 +13,7 @@ softmaxes and the mask ``M = onehot(T) @ onehot(S)^T`` (``C_out x C_in``,
 are ``h + p - p.detach()``, so the mask's gradient reaches the softmax
 probabilities and the logits. Groups may end up unequal, or empty.
 
-Duplication (seed 002): after the assignment, every group ``g`` gets a
+Duplication: after the assignment, every group ``g`` gets a
 threshold, the mean of the top-k (k = 3) affinities to ``g``; every channel
 outside ``g`` whose affinity to ``g`` exceeds the threshold is duplicated
 into ``g`` (it is read by two or more groups). Taken literally (top-3 of the
@@ -65,12 +67,12 @@ class LearnableGroupConv2d(nn.Conv2d):
             given; the conv itself is always dense. Defaults to 1.
         num_groups (int, optional): Number G of learnable groups, at most
             ``min(C_in, C_out)``. Defaults to ``groups``.
-        duplicate (bool): Apply seed 002's duplication. Defaults to False.
+        duplicate (bool): Apply the feature duplication. Defaults to False.
         dup_topk (int): k of the top-k threshold. Defaults to 3.
         dup_source (str): Affinity used by the rule: ``'prob'`` (softmax of
-            ``S``, the seed's reading) or ``'logit'``. Defaults to 'prob'.
+            ``S``, the rule as first stated) or ``'logit'``. Defaults to 'prob'.
         dup_reference (str): Threshold from the top-k of the group's
-            ``'members'`` (the seed) or of the whole ``'column'``.
+            ``'members'`` (the rule as first stated) or of the whole ``'column'``.
             Defaults to 'members'.
 
     Example:

@@ -18,6 +18,7 @@ class LayerNorm2d(nn.LayerNorm):
         eps (float): Defaults to 1e-6 (ConvNeXt's value).
 
     Example:
+        >>> import torch
         >>> LayerNorm2d(8)(torch.rand(2, 8, 4, 4)).shape
         torch.Size([2, 8, 4, 4])
     """

@@ -3,29 +3,34 @@
 MMEngine's ``Pretrained`` initialiser loads with ``strict=False`` and only
 logs what did not fit, so a wrong checkpoint silently leaves a backbone at its
 random init. mmgate's backbones load through :func:`load_pretrained_weights`
-instead: the file is read with ``weights_only=True``, converted if it is one
-of the authors' timm files, and every missing, unexpected or mis-shaped key is
-an error that lists them.
+instead: the file is read with ``weights_only=True`` (by
+``mmgate.compat.read_checkpoint``, whether or not ``mmgate.compat.apply()``
+patched MMEngine), converted if it is one of the authors' timm files, and
+every missing, unexpected or mis-shaped key is an error that lists them.
 """
 import re
 from typing import Dict, List
 
 from mmengine.logging import MMLogger
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
+from ...compat import read_checkpoint
 from .timm_convert import convert_timm_checkpoint, detect_timm_layout
 
-__all__ = ['load_checkpoint_file', 'load_pretrained_weights']
+__all__ = ['load_checkpoint_file', 'load_pretrained_weights',
+           'load_if_pretrained']
 
 
 def load_checkpoint_file(filename: str,
-                         map_location: str = 'cpu') -> Dict[str, Tensor]:
+                         map_location: str = 'cpu',
+                         trusted: bool = False) -> Dict[str, Tensor]:
     """Read a checkpoint (path, URL, ``torchvision://`` ...) as a flat state
     dict, unwrapping ``state_dict`` / ``model`` and converting timm files to
-    mmgate's keys (``backbone.*`` / ``head.*``)."""
-    checkpoint = CheckpointLoader.load_checkpoint(
-        filename, map_location=map_location)
+    mmgate's keys (``backbone.*`` / ``head.*``). ``trusted=True`` (a run's
+    own local checkpoint, which holds pickled MMEngine objects) lifts
+    ``weights_only`` for local files."""
+    checkpoint = read_checkpoint(
+        filename, map_location=map_location, trusted=trusted)
     if not isinstance(checkpoint, dict):
         raise ValueError(f'{filename} holds a {type(checkpoint).__name__}, '
                          'not a state dict')
@@ -58,11 +63,14 @@ def _declared_optional(model: nn.Module, key: str) -> bool:
     return param in getattr(module, 'optional_pretrained_params', ())
 
 
-def load_pretrained_weights(model: nn.Module, init_cfg: dict) -> None:
-    """Load ``init_cfg['checkpoint']`` into ``model``, strictly.
+def load_pretrained_weights(model: nn.Module, init_cfg: dict,
+                            trusted: bool = False) -> None:
+    """Load ``init_cfg['checkpoint']`` into ``model``, strictly: the one
+    loader of backbone weights and of whole models (analysis tools).
 
     Args:
-        model (nn.Module): The backbone. A submodule may list parameter
+        model (nn.Module): The backbone (or a whole model with
+            ``prefix=''``). A submodule may list parameter
             names in ``optional_pretrained_params`` that may be missing. It
             may define
             ``optional_pretrained_key(key, missing) -> bool`` for keys that a
@@ -70,7 +78,9 @@ def load_pretrained_weights(model: nn.Module, init_cfg: dict) -> None:
             (output norms of unused stages, stages not built).
         init_cfg (dict): ``type='Pretrained'``, ``checkpoint`` and optionally
             ``prefix`` (default: ``backbone.`` when the checkpoint has such
-            keys) and ``map_location``.
+            keys; ``''`` loads every key) and ``map_location``.
+        trusted (bool): The file is a run's own checkpoint
+            (:func:`load_checkpoint_file`). Defaults to False.
 
     Raises:
         ValueError: Keys or shapes do not fit; the message lists them.
@@ -79,7 +89,8 @@ def load_pretrained_weights(model: nn.Module, init_cfg: dict) -> None:
     if not filename:
         raise ValueError(f'init_cfg {init_cfg} of type Pretrained has no '
                          'checkpoint')
-    state = load_checkpoint_file(filename, init_cfg.get('map_location', 'cpu'))
+    state = load_checkpoint_file(
+        filename, init_cfg.get('map_location', 'cpu'), trusted=trusted)
     prefix = init_cfg.get('prefix')
     if prefix is None and any(k.startswith('backbone.') for k in state):
         prefix = 'backbone.'
@@ -117,3 +128,15 @@ def load_pretrained_weights(model: nn.Module, init_cfg: dict) -> None:
                           strict=False)
     MMLogger.get_current_instance().info(
         f'{type(model).__name__}: loaded {len(own)} tensors from {filename}')
+
+
+def load_if_pretrained(model: nn.Module) -> bool:
+    """A backbone's ``init_weights``: when its ``init_cfg`` is
+    ``type='Pretrained'``, load it strictly (:func:`load_pretrained_weights`)
+    and return True; otherwise return False (random init is the caller's)."""
+    cfg = model.init_cfg
+    if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+        load_pretrained_weights(model, cfg)
+        model._is_init = True
+        return True
+    return False

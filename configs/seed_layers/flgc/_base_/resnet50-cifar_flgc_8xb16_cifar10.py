@@ -1,8 +1,11 @@
 # ResNet-50 with a 3x3 stride-1 stem (no stem pooling) on CIFAR-10, every
-# bottleneck 3x3 a fully learnable group convolution (FLGC, Wang et al.,
-# CVPR 2019) with G learnt groups (seed 002's experiment). The seed does not
-# say which convs carry FLGC; the 3x3 (ResNeXt's grouped conv) does here, put
-# through the backbone's dcn= slot. Set the groups / duplication in the
+# bottleneck 3x3 a fully learnable group convolution (FLGC: Wang et al.,
+# "Fully Learnable Group Convolution for Acceleration of Deep Neural
+# Networks", CVPR 2019) with G learnt groups, optionally with feature
+# duplication (mmgate's own extension: important channels are shared by
+# several groups; no published numbers). Which convs carry FLGC is our
+# choice: the 3x3 (ResNeXt's grouped conv) does here, put through the
+# backbone's dcn= slot. Set the groups / duplication in the
 # configs that inherit this.
 # Recipe: MMPretrain's CIFAR-10 ResNet one (8 GPUs x 16, SGD lr 0.1, weight
 # decay 1e-4, 200 epochs, lr x0.1 at 100/150), with which its plain
@@ -28,7 +31,7 @@ model = dict(
             type='mmgate.LearnableGroupConv2d',
             num_groups=4,
             duplicate=False,
-            # seed 002's rule: mean of the top-3 member probabilities
+            # duplication threshold: mean of the top-3 member probabilities
             dup_topk=3,
             dup_source='prob',
             dup_reference='members'),

@@ -1,0 +1,632 @@
+"""Benchmark report and training curves on work_dirs written by MMEngine.
+
+Two kinds of fake ``work_dirs``:
+
+- real runs: MMEngine's ``Runner`` trains a toy model over a real mmgate /
+  MMDetection backbone for 2 epochs and tests it (``runner.test()``, as
+  tools/test.py does), and one run crashes after its first epoch; the
+  metric's values are set in the config, so the table's numbers are known;
+- written runs: the published settings (Cascade Mask R-CNN on COCO,
+  UPerNet on ADE20k, ResNet-50 vs SkipResNet-50) written with MMEngine's own
+  writers (``Config.dump``, ``LocalVisBackend.add_scalars``,
+  ``mmengine.fileio.dump``), to check the paper comparison and the pairing,
+  which come from the metafiles (``model-index.yml``): mmgate's own, and a
+  model index written by the test.
+"""
+import csv
+import json
+import os
+import os.path as osp
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.evaluator import BaseMetric
+from mmengine.fileio import dump
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel
+from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS
+from mmengine.runner import Runner
+from mmengine.visualization import LocalVisBackend
+from torch.utils.data import Dataset
+
+from mmgate.analysis.curves import plot_curves
+from mmgate.analysis.metafiles import MODEL_INDEX_ENV, load_model_index
+from mmgate.analysis.report import (build_report, describe_backbone,
+                                    format_markdown, write_report)
+from mmgate.analysis.runs import find_runs, load_run
+from tests.helpers import load_tool
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _mmgate_compat():
+    """The runs below test their own checkpoints (``load_from``), which
+    needs mmgate's compat fixes, as tools/test.py applies them."""
+    import mmgate.compat
+    mmgate.compat.apply()
+
+
+@MODELS.register_module(force=True)
+class ToyGateNet(BaseModel):
+    """A backbone from the registry, global pooling and a linear layer."""
+
+    def __init__(self, backbone, out_channels, data_preprocessor=None):
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.backbone = MODELS.build(backbone)
+        self.fc = nn.Linear(out_channels, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        x = torch.stack(inputs) if isinstance(inputs, list) else inputs
+        out = self.fc(self.backbone(x)[-1].mean(dim=(2, 3)))
+        if mode == 'loss':
+            return dict(loss=(out - 1).pow(2).mean())
+        if mode == 'predict':
+            return [o for o in out]
+        return out
+
+
+@DATASETS.register_module(force=True)
+class ToyImages(Dataset):
+
+    def __init__(self, num=4):
+        gen = torch.Generator().manual_seed(0)
+        self.images = torch.rand(num, 3, 32, 32, generator=gen)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return dict(inputs=self.images[i])
+
+
+@METRICS.register_module(force=True)
+class ToyCocoMetric(BaseMetric):
+    """Reports ``coco/<name>`` = value + 0.01 * (evaluations so far)."""
+    default_prefix = 'coco'
+
+    def __init__(self, values, metric=('bbox', ), **kwargs):
+        super().__init__(**kwargs)
+        self.values = values
+        self.metric = metric
+        self.calls = 0
+
+    def process(self, data_batch, data_samples):
+        self.results.append(len(data_samples))
+
+    def compute_metrics(self, results):
+        out = {k: v + 0.01 * self.calls for k, v in self.values.items()}
+        self.calls += 1
+        return out
+
+
+@HOOKS.register_module(force=True)
+class CrashAfterEpoch(Hook):
+    priority = 'LOWEST'  # after the checkpoint of that epoch
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def after_train_epoch(self, runner):
+        if runner.epoch + 1 >= self.epoch:
+            raise RuntimeError('planned crash')
+
+
+def _config(name, backbone, channels, work_dirs, max_epochs, val, test):
+    return dict(
+        model=dict(type='ToyGateNet', backbone=backbone,
+                   out_channels=channels),
+        work_dir=osp.join(work_dirs, name),
+        experiment_name=f'{name}_{time.time_ns()}',
+        train_dataloader=dict(
+            dataset=dict(type='ToyImages', num=4), batch_size=2,
+            num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False)),
+        val_dataloader=dict(
+            dataset=dict(type='ToyImages', num=2), batch_size=2,
+            num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False)),
+        test_dataloader=dict(
+            dataset=dict(type='ToyImages', num=2), batch_size=2,
+            num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
+        val_cfg=dict(), test_cfg=dict(),
+        val_evaluator=dict(type='ToyCocoMetric', values=val,
+                           metric=['bbox', 'segm']),
+        test_evaluator=dict(type='ToyCocoMetric', values=test,
+                            metric=['bbox', 'segm']),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
+                           checkpoint=dict(type='CheckpointHook',
+                                           interval=1)),
+        visualizer=dict(type='Visualizer',
+                        vis_backends=[dict(type='LocalVisBackend')]),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        log_level='WARNING')
+
+
+def _next_second():
+    # one launch per timestamp directory (they have 1 s resolution)
+    time.sleep(1.02 - time.time() % 1)
+
+
+def _launch(cfg_dict, cfg_dir, name, test=False, custom_hooks=()):
+    path = osp.join(cfg_dir, f'{name}.py')
+    cfg = Config(dict(cfg_dict, custom_hooks=list(custom_hooks)))
+    cfg.dump(path)
+    cfg = Config.fromfile(path)
+    cfg.experiment_name = f'{name}_{time.time_ns()}'
+    _next_second()
+    if test:
+        ckpt = osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+        cfg.load_from = ckpt
+        Runner.from_cfg(cfg).test()
+    else:
+        Runner.from_cfg(cfg).train()
+
+
+BASE = dict(type='mmdet.ResNet', depth=18, base_channels=4,
+            out_indices=(3, ))
+SKIP = dict(type='mmgate.SkipResNet', depth=18, base_channels=4,
+            out_indices=(3, ))
+
+
+@pytest.fixture(scope='module')
+def runner_dirs(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _make_runner_dirs(tmp_path_factory)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make_runner_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp('analysis')
+    work_dirs, cfg_dir = str(root / 'work_dirs'), str(root / 'configs')
+    os.makedirs(cfg_dir)
+    runs = {
+        'toy_resnet18_coco': (BASE, dict(bbox_mAP=0.301, segm_mAP=0.252),
+                              dict(bbox_mAP=0.310, segm_mAP=0.260)),
+        'toy_skipresnet18_coco': (SKIP, dict(bbox_mAP=0.321, segm_mAP=0.262),
+                                  dict(bbox_mAP=0.335, segm_mAP=0.280)),
+    }
+    for name, (bb, val, test) in runs.items():
+        cfg = _config(name, bb, 32, work_dirs, 2, val, test)
+        _launch(cfg, cfg_dir, name)
+        _launch(cfg, cfg_dir, name, test=True)
+    # a Skip run with a 3-epoch schedule that crashed after epoch 1 ...
+    crashed = _config('toy_skipresnet18_coco_3ep', SKIP, 32, work_dirs, 3,
+                      dict(bbox_mAP=0.3), dict(bbox_mAP=0.3))
+    with pytest.raises(RuntimeError, match='planned crash'):
+        _launch(crashed, cfg_dir, 'toy_skipresnet18_coco_3ep',
+                custom_hooks=[dict(type='CrashAfterEpoch', epoch=1)])
+    # ... and its base, of which only the dumped config exists
+    os.makedirs(osp.join(work_dirs, 'toy_resnet18_coco_3ep'))
+    Config(dict(crashed, model=dict(crashed['model'], backbone=BASE))).dump(
+        osp.join(work_dirs, 'toy_resnet18_coco_3ep',
+                 'toy_resnet18_coco_3ep.py'))
+    return work_dirs
+
+
+def test_reads_mmengine_run_layout(runner_dirs):
+    run = load_run(osp.join(runner_dirs, 'toy_skipresnet18_coco'))
+    assert len(run.timestamps) == 2  # the training and the test launch
+    assert run.config.model.backbone.type == 'mmgate.SkipResNet'
+    assert osp.basename(run.config_path) == 'toy_skipresnet18_coco.py'
+    # 2 epochs x 2 iterations, logged every iteration
+    assert [line['iter'] for line in run.train] == [1, 2, 3, 4]
+    assert all('loss' in line and 'lr' in line for line in run.train)
+    # validation by epoch: second evaluation = value + 0.01
+    assert sorted(run.val) == [1, 2]
+    assert run.val[2]['coco/bbox_mAP'] == pytest.approx(0.331)
+    assert run.checkpoints == {'epoch': [1, 2]}
+    (ts, test, where), = run.tests
+    assert ts == run.timestamps[1] and where == run.work_dir
+    assert run.train_timestamps == run.timestamps[:1]
+    assert test['coco/bbox_mAP'] == pytest.approx(0.335)
+
+
+def test_report_table_numbers(runner_dirs, tmp_path):
+    report, paths = write_report(runner_dirs, str(tmp_path / 'out'))
+    rows = {s.config: s for s in report.summaries}
+    assert set(rows) == {'toy_resnet18_coco', 'toy_skipresnet18_coco',
+                         'toy_skipresnet18_coco_3ep', 'toy_resnet18_coco_3ep'}
+    base, skip = rows['toy_resnet18_coco'], rows['toy_skipresnet18_coco']
+    # test results win over validation; COCO fractions are reported in %
+    assert base.source.startswith('test ')
+    assert base.metrics == pytest.approx(dict(box_mAP=31.0, mask_mAP=26.0))
+    assert skip.metrics == pytest.approx(dict(box_mAP=33.5, mask_mAP=28.0))
+    assert base.status == skip.status == 'complete'
+    assert (base.task, base.schedule) == ('det', '2 ep')
+    assert base.dataset == 'ToyImages'
+    assert base.backbone.label == 'ResNet-18 (w4)'
+    assert skip.backbone.label == 'SkipResNet-18 (w4)'
+    # no metafile model has these config names: no paper values
+    assert base.model is None and skip.model is None
+    assert base.paper == {} and skip.paper == {}
+    # incomplete runs are listed, with why
+    crashed = rows['toy_skipresnet18_coco_3ep']
+    assert not crashed.complete
+    assert crashed.status == 'no metrics; trained 1/3 epochs'
+    assert rows['toy_resnet18_coco_3ep'].status.startswith('no logs')
+    # pairs come from the configs' backbones and schedules
+    pairs = {(p.base.config, p.skip.config): p for p in report.pairs}
+    assert set(pairs) == {
+        ('toy_resnet18_coco', 'toy_skipresnet18_coco'),
+        ('toy_resnet18_coco_3ep', 'toy_skipresnet18_coco_3ep')
+    }
+    p = pairs[('toy_resnet18_coco', 'toy_skipresnet18_coco')]
+    assert p.paired_by == 'config'
+    assert p.gain('box_mAP') == pytest.approx(2.5)
+    assert p.gain('mask_mAP') == pytest.approx(2.0)
+    assert pairs[('toy_resnet18_coco_3ep',
+                  'toy_skipresnet18_coco_3ep')].gain('box_mAP') is None
+
+    with open(paths['csv'], newline='') as f:
+        table = {r['config']: r for r in csv.DictReader(f)}
+    assert float(table['toy_skipresnet18_coco']['box_mAP']) == \
+        pytest.approx(33.5)
+    assert table['toy_skipresnet18_coco_3ep']['box_mAP'] == ''
+    assert table['toy_skipresnet18_coco_3ep']['complete'] == 'False'
+    assert table['toy_skipresnet18_coco']['model'] == ''
+    with open(paths['pairs_csv'], newline='') as f:
+        gains = {(r['skip_config'], r['metric']): r['gain']
+                 for r in csv.DictReader(f)}
+    assert float(gains[('toy_skipresnet18_coco', 'box_mAP')]) == \
+        pytest.approx(2.5)
+    md = open(paths['markdown']).read()
+    assert '| toy_skipresnet18_coco | SkipResNet-18 (w4) |' in md
+    assert '| 33.50 | 28.00 |' in md
+    assert '`toy_skipresnet18_coco_3ep`: no metrics; trained 1/3 epochs' \
+        in md
+    _assert_png(paths['png'])
+
+
+def test_training_curves(runner_dirs, tmp_path):
+    runs = [osp.join(runner_dirs, n) for n in
+            ('toy_resnet18_coco', 'toy_skipresnet18_coco',
+             'toy_skipresnet18_coco_3ep')]
+    out = str(tmp_path / 'curves.png')
+    res = plot_curves(runs, out)
+    assert 'toy_skipresnet18_coco: coco/bbox_mAP' in res['drawn']
+    assert 'toy_skipresnet18_coco_3ep: loss' in res['drawn']
+    # the crashed run has losses but no metric: reported, not dropped
+    assert res['empty'] == ['toy_skipresnet18_coco_3ep: coco/bbox_mAP',
+                            'toy_skipresnet18_coco_3ep: coco/segm_mAP']
+    _assert_png(out)
+
+
+# ---- the published settings ---------------------------------------------
+
+
+def _write_run(root, name, model, dataset, train_cfg, val_lines, test=None,
+               evaluator=None):
+    """A work dir as MMEngine writes it, with MMEngine's writers."""
+    work_dir = osp.join(root, name)
+    ts = '20240101_000000'
+    os.makedirs(osp.join(work_dir, ts))
+    cfg = Config(dict(
+        default_scope='mmdet', model=model, train_cfg=train_cfg,
+        val_dataloader=dict(dataset=dict(type=dataset)),
+        val_evaluator=evaluator or dict(type='CocoMetric',
+                                        metric=['bbox', 'segm'])))
+    cfg.dump(osp.join(work_dir, f'{name}.py'))
+    backend = LocalVisBackend(save_dir=osp.join(work_dir, ts, 'vis_data'))
+    backend._init_env()
+    backend.add_config(cfg)
+    for step, it in enumerate(range(0, 40, 10)):
+        backend.add_scalars(dict(lr=0.02, loss=2. - step * 0.1, iter=it + 10,
+                                 epoch=1, time=0.5, data_time=0.1),
+                            step=it + 10, file_path=f'{ts}.json')
+    for step, metrics in val_lines:
+        backend.add_scalars(metrics, step=step, file_path=f'{ts}.json')
+    if test is not None:
+        test_ts = '20240102_000000'
+        os.makedirs(osp.join(work_dir, test_ts))
+        dump(dict(test, data_time=0.1, time=0.4),
+             osp.join(work_dir, test_ts, f'{test_ts}.json'))
+    return work_dir
+
+
+def _cascade(backbone, num_classes=80):
+    return dict(type='CascadeRCNN', backbone=backbone,
+                roi_head=dict(type='CascadeRoIHead',
+                              bbox_head=[dict(num_classes=num_classes)] * 3,
+                              mask_head=dict(type='FCNMaskHead')))
+
+
+def _upernet(backbone):
+    return dict(type='EncoderDecoder', backbone=backbone,
+                decode_head=dict(type='UPerHead'))
+
+
+# the config names of mmgate's metafile models (configs/skipresnet/)
+DET_BASE = 'cascade-mask-rcnn_resnet50_fpn_ms-3x_coco'
+DET_SKIP = 'cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco'
+SEG_BASE = 'upernet_resnet50_8xb2-160k_ade20k-512x512'
+SEG_SKIP = 'upernet_skipresnet50_8xb2-160k_ade20k-512x512'
+
+
+@pytest.fixture(scope='module')
+def paper_dirs(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('paper'))
+    ep12 = dict(type='EpochBasedTrainLoop', max_epochs=12)
+    _write_run(root, DET_BASE,
+               _cascade(dict(type='ResNet', depth=50)), 'CocoDataset', ep12,
+               [(12, {'coco/bbox_mAP': 0.441, 'coco/segm_mAP': 0.383})])
+    # launched with the path the README used to publish, which the
+    # metafile lists as the model's Legacy Config
+    _write_run(root, 'cascade_rcnn_skipresnet50_coco',
+               _cascade(dict(type='mmgate.SkipResNet', depth=50)),
+               'CocoDataset', ep12,
+               [(11, {'coco/bbox_mAP': 0.46, 'coco/segm_mAP': 0.40}),
+                (12, {'coco/bbox_mAP': 0.47, 'coco/segm_mAP': 0.41})],
+               test={'coco/bbox_mAP': 0.475, 'coco/segm_mAP': 0.412})
+    it160 = dict(type='IterBasedTrainLoop', max_iters=160000)
+    seg_eval = dict(type='IoUMetric', iou_metrics=['mIoU'])
+    _write_run(root, SEG_BASE,
+               _upernet(dict(type='ResNetV1c', depth=50)), 'ADE20KDataset',
+               it160, [(160000, dict(aAcc=80.0, mIoU=42.0, mAcc=52.0))],
+               evaluator=seg_eval)
+    # the Skip UPerNet stopped at 80k of 160k iterations
+    _write_run(root, SEG_SKIP,
+               _upernet(dict(type='mmgate.SkipResNetV1c', depth=50)),
+               'ADE20KDataset', it160,
+               [(80000, dict(aAcc=79.5, mIoU=41.5, mAcc=51.0))],
+               evaluator=seg_eval)
+    return root
+
+
+def test_report_against_paper(paper_dirs, tmp_path):
+    report = build_report(paper_dirs)
+    assert report.model_index == load_model_index().path
+    rows = {s.config: s for s in report.summaries}
+    det = rows['cascade_rcnn_skipresnet50_coco']
+    assert det.model == DET_SKIP  # by its legacy config name
+    assert det.backbone.canonical == 'SkipResNet-50'
+    assert det.metrics == pytest.approx(dict(box_mAP=47.5, mask_mAP=41.2))
+    # configs/skipresnet/metafile.yml, Results of DET_SKIP
+    assert det.paper == dict(box_mAP=47.72, mask_mAP=41.42)
+    assert det.diff == pytest.approx(dict(box_mAP=-0.22, mask_mAP=-0.22))
+    assert det.schedule == '12 ep' and det.status == 'complete'
+    base = rows[DET_BASE]
+    assert base.model == DET_BASE
+    assert base.source == 'val @12'
+    assert base.diff == pytest.approx(dict(box_mAP=44.1 - 44.81,
+                                           mask_mAP=38.3 - 38.98))
+    seg_base, seg_skip = rows[SEG_BASE], rows[SEG_SKIP]
+    assert seg_base.backbone.label == 'ResNetV1c-50'
+    assert seg_skip.backbone.label == 'SkipResNetV1c-50'
+    assert seg_skip.paper == dict(aAcc=80.16, mIoU=42.44)
+    assert seg_skip.status == 'trained 80000/160000 iters'
+    assert seg_base.status == 'complete'
+
+    # pairs: the Skip model's Metadata.Baseline, whatever the run names
+    pairs = {p.skip.config: p for p in report.pairs}
+    det_pair = pairs['cascade_rcnn_skipresnet50_coco']
+    assert (det_pair.base.config, det_pair.paired_by) == (DET_BASE,
+                                                          'metafile')
+    assert det_pair.gain('box_mAP') == pytest.approx(47.5 - 44.1)
+    assert det_pair.paper_gain('box_mAP') == pytest.approx(47.72 - 44.81)
+    assert pairs[SEG_SKIP].base.config == SEG_BASE
+    assert pairs[SEG_SKIP].gain('mIoU') == pytest.approx(-0.5)
+    md = format_markdown(report)
+    assert f'| seg | SkipResNetV1c-50 vs ResNetV1c-50 | {SEG_BASE} | ' \
+        f'{SEG_SKIP} | mIoU | 42.00 | 41.50 | -0.50 | ' \
+        '41.94 | 42.44 | +0.50 |' in md
+    assert f'Model index: `{report.model_index}`' in md
+
+    # without a model index: no paper values, pairs from the configs
+    bare = build_report(paper_dirs, model_index=False)
+    assert bare.model_index is None
+    assert all(s.paper == {} and s.model is None for s in bare.summaries)
+    assert {(p.base.config, p.skip.config, p.paired_by)
+            for p in bare.pairs} == {
+                (DET_BASE, 'cascade_rcnn_skipresnet50_coco', 'config'),
+                (SEG_BASE, SEG_SKIP, 'config')}
+
+
+@pytest.mark.parametrize('backbone, classes, why', [
+    (dict(type='mmgate.SkipResNet', depth=50), 4,
+     '4 classes, not the 80 of COCO'),
+    (dict(type='mmgate.SkipResNet', depth=50, base_channels=32), 80,
+     'backbone SkipResNet-50 (w32), not SkipResNet-50'),
+    (dict(type='mmgate.SkipResNet', depth=101), 80,
+     'backbone SkipResNet-101, not SkipResNet-50'),
+])
+def test_no_paper_values_outside_the_published_setting(tmp_path, backbone,
+                                                       classes, why):
+    """A run with a metafile model's config name but another class set
+    (e.g. a 4-class COCO-format set) or backbone gets no paper values, and
+    says why."""
+    _write_run(str(tmp_path), DET_SKIP, _cascade(backbone, classes),
+               'CocoDataset', dict(type='EpochBasedTrainLoop', max_epochs=1),
+               [(1, {'coco/bbox_mAP': 0.5, 'coco/segm_mAP': 0.4})])
+    (s, ) = build_report(str(tmp_path)).summaries
+    assert s.model == DET_SKIP
+    assert s.paper == {} and s.metrics['box_mAP'] == pytest.approx(50.)
+    assert s.notes == [f'config of {DET_SKIP}, but {why}: no paper values']
+
+
+def _write_index(root, models):
+    """A model index of its own: model-index.yml importing one metafile."""
+    os.makedirs(osp.join(root, 'configs', 'toy'))
+    with open(osp.join(root, 'model-index.yml'), 'w') as f:
+        f.write('Import:\n  - configs/toy/metafile.yml\n')
+    dump(dict(Collections=[dict(Name='Toy')], Models=models),
+         osp.join(root, 'configs', 'toy', 'metafile.yml'))
+    return osp.join(root, 'model-index.yml')
+
+
+def _toy_model(name, box, baseline=None, backbone=None):
+    meta = {'Training Data': 'COCO'}
+    if baseline:
+        meta['Baseline'] = baseline
+    if backbone:
+        meta['Backbone'] = backbone
+    return {'Name': name, 'In Collection': 'Toy',
+            'Config': f'configs/toy/{name}.py', 'Metadata': meta,
+            'Results': [{'Task': 'Object Detection', 'Dataset': 'COCO',
+                         'Metrics': {'box AP': box}}]}
+
+
+def test_pairs_and_paper_values_follow_the_model_index(tmp_path,
+                                                       monkeypatch, capsys):
+    """The baseline a metafile names wins over the structural match (here
+    it even has another depth), and the paper values are that index's; with
+    no index, the run pairs with the structural match."""
+    runs = str(tmp_path / 'work_dirs')
+    ep = dict(type='EpochBasedTrainLoop', max_epochs=1)
+    for name, backbone, box in (
+            ('toy-skip', dict(type='mmgate.SkipResNet', depth=50), 0.40),
+            ('toy-plain', dict(type='ResNet', depth=101), 0.30),
+            ('decoy_resnet50', dict(type='ResNet', depth=50), 0.35)):
+        _write_run(runs, name, _cascade(backbone), 'CocoDataset', ep,
+                   [(1, {'coco/bbox_mAP': box, 'coco/segm_mAP': box})])
+    index = _write_index(str(tmp_path / 'index'), [
+        _toy_model('toy-plain', 33.3),
+        _toy_model('toy-skip', 44.4, baseline='toy-plain',
+                   backbone='SkipResNet-50')
+    ])
+
+    def pairs(report):
+        return {(p.base.config, p.skip.config, p.paired_by)
+                for p in report.pairs}
+
+    report = build_report(runs, model_index=index)
+    rows = {s.config: s for s in report.summaries}
+    assert rows['toy-skip'].paper == dict(box_mAP=44.4)
+    assert rows['toy-plain'].paper == dict(box_mAP=33.3)
+    assert rows['decoy_resnet50'].model is None
+    assert pairs(report) == {('toy-plain', 'toy-skip', 'metafile')}
+    assert report.pairs[0].paper_gain('box_mAP') == pytest.approx(11.1)
+    # the default index comes from $MMGATE_MODEL_INDEX when it is set
+    monkeypatch.setenv(MODEL_INDEX_ENV, index)
+    assert pairs(build_report(runs)) == pairs(report)
+    monkeypatch.delenv(MODEL_INDEX_ENV)
+    # mmgate's own index knows none of these names
+    assert pairs(build_report(runs)) == {
+        ('decoy_resnet50', 'toy-skip', 'config')}
+    # the baseline has no run: the structural match, with a note
+    os.rename(osp.join(runs, 'toy-plain'), str(tmp_path / 'elsewhere'))
+    report = build_report(runs, model_index=index)
+    assert pairs(report) == {('decoy_resnet50', 'toy-skip', 'config')}
+    (skip, ) = [s for s in report.summaries if s.config == 'toy-skip']
+    assert skip.notes == ['no run of its baseline toy-plain; paired by '
+                          'config with decoy_resnet50']
+    # the command line: --model-index / --no-model-index
+    tool = load_tool('analysis/benchmark_report')
+    report, _ = tool.main([runs, '--out-dir', str(tmp_path / 'a'),
+                           '--model-index', osp.dirname(index)])
+    assert report.model_index == index
+    assert {s.config: s.paper for s in report.summaries}['toy-skip'] == \
+        dict(box_mAP=44.4)
+    report, _ = tool.main([runs, '--out-dir', str(tmp_path / 'b'),
+                           '--no-model-index'])
+    assert report.model_index is None
+    assert 'No model index was read.' in capsys.readouterr().out
+
+
+def test_describe_backbone_and_bad_root(tmp_path):
+    info = describe_backbone(dict(type='mmgate.SkipResNeXt', depth=101))
+    assert info.canonical == 'SkipResNeXt-101-32x4d' and info.skip
+    base = describe_backbone(dict(type='ResNeXt', depth=101, groups=32,
+                                  base_width=4))
+    assert base.family_key == info.family_key and not base.skip
+    conv = describe_backbone(dict(type='mmgate.SkipConvNeXt', arch='tiny'))
+    assert conv.canonical == 'SkipConvNeXt-T'
+    narrow = describe_backbone(dict(type='mmgate.SkipResNet', depth=50,
+                                    base_channels=16))
+    assert narrow.canonical is None and narrow.label.endswith('(w16)')
+    assert narrow.known and info.known
+    dense = describe_backbone(dict(type='mmgate.DenseResNet', depth=34))
+    assert dense.skip and not dense.known and dense.canonical is None
+    with pytest.raises(FileNotFoundError, match='not a directory'):
+        find_runs(str(tmp_path / 'nowhere'))
+
+
+def test_truncated_log_line_is_reported(tmp_path):
+    work_dir = _write_run(
+        str(tmp_path), 'cascade_rcnn_skipresnet50_coco',
+        _cascade(dict(type='mmgate.SkipResNet', depth=50)), 'CocoDataset',
+        dict(type='EpochBasedTrainLoop', max_epochs=12),
+        [(12, {'coco/bbox_mAP': 0.47})])
+    scalars = osp.join(work_dir, '20240101_000000', 'vis_data',
+                       'scalars.json')
+    with open(scalars, 'a') as f:
+        f.write('{"coco/bbox_mAP": 0.4')  # a run still writing
+    (s, ) = build_report(str(tmp_path)).summaries
+    assert s.metrics == pytest.approx(dict(box_mAP=47.0))
+    assert s.status == 'partial: no mask_mAP'
+    assert any('not JSON' in n for n in s.notes)
+
+
+def test_demo_layout_nested_test_runs(tmp_path):
+    """tools/run_demo.sh: an untrained evaluation in <run>/untrained before
+    training, the final test in <run>/test after it."""
+    work_dir = _write_run(
+        str(tmp_path), 'cascade_rcnn_skipresnet18_demo',
+        _cascade(dict(type='mmgate.SkipResNet', depth=18, base_channels=32)),
+        'CocoDataset', dict(type='EpochBasedTrainLoop', max_epochs=4),
+        [(4, {'coco/bbox_mAP': 0.05, 'coco/segm_mAP': 0.04})])
+    for sub, ts, value in (('untrained', '20231231_235959', 0.0),
+                           ('test', '20240102_000000', 0.061)):
+        os.makedirs(osp.join(work_dir, sub, ts))
+        Config(dict(model=dict(type='CascadeRCNN'))).dump(
+            osp.join(work_dir, sub, 'cascade_rcnn_skipresnet18_demo.py'))
+        dump({'coco/bbox_mAP': value, 'coco/segm_mAP': value / 2},
+             osp.join(work_dir, sub, ts, f'{ts}.json'))
+    runs = find_runs(str(tmp_path))
+    assert [r.name for r in runs] == ['cascade_rcnn_skipresnet18_demo']
+    (s, ) = build_report(str(tmp_path)).summaries
+    assert s.source == 'test 20240102_000000 (test)'
+    assert s.metrics == pytest.approx(dict(box_mAP=6.1, mask_mAP=3.05))
+    assert s.backbone.label == 'SkipResNet-18 (w32)' and s.paper == {}
+    assert s.notes == [
+        'test 20231231_235959 (untrained) predates the training: not used']
+    # without the final test, the untrained one is not taken for a result
+    import shutil
+    shutil.rmtree(osp.join(work_dir, 'test'))
+    (s, ) = build_report(str(tmp_path)).summaries
+    assert s.source == 'val @4'
+    assert s.metrics == pytest.approx(dict(box_mAP=5.0, mask_mAP=4.0))
+
+
+def test_report_and_curves_clis(paper_dirs, tmp_path, capsys):
+    report, paths = load_tool('analysis/benchmark_report').main(
+        [paper_dirs, '--out-dir', str(tmp_path / 'report')])
+    out = capsys.readouterr().out
+    assert '## Base vs Skip' in out and '4 runs, 2 pairs' in out
+    with open(paths['pairs_csv'], newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert {r['paired_by'] for r in rows} == {'metafile'}
+    assert {(r['skip_config'], r['metric']): float(r['paper_gain'])
+            for r in rows}[(SEG_SKIP, 'mIoU')] == pytest.approx(0.5)
+    _assert_png(paths['png'])
+    png = str(tmp_path / 'curves.png')
+    res = load_tool('analysis/plot_curves').main([
+        osp.join(paper_dirs, SEG_BASE),
+        osp.join(paper_dirs, SEG_SKIP), '--out', png,
+        '--labels', 'R-50', 'Skip-R-50'
+    ])
+    # the default metrics of a segmentation run, each run has both
+    assert sorted(res['drawn']) == sorted(
+        f'{r}: {k}' for r in (SEG_BASE, SEG_SKIP)
+        for k in ('loss', 'mIoU', 'aAcc'))
+    _assert_png(png)
+
+
+def _assert_png(path):
+    with open(path, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert os.path.getsize(path) > 5000
+
+
+def test_scalars_lines_are_json(runner_dirs):
+    """What the reader relies on: one JSON object per line with a step."""
+    run = load_run(osp.join(runner_dirs, 'toy_resnet18_coco'))
+    path = osp.join(run.work_dir, run.timestamps[0], 'vis_data',
+                    'scalars.json')
+    with open(path) as f:
+        lines = [json.loads(t) for t in f if t.strip()]
+    assert all('step' in line for line in lines)

@@ -1,0 +1,41 @@
+"""Every backbone keeps its weight layout and its arithmetic.
+
+``tests/data/backbone_refs.pt`` was written by
+``tools/misc/make_backbone_refs.py`` with the code before the router /
+composed-block redesign: per tiny backbone the state-dict layout and the
+outputs (eval and train mode) for seeded weights and inputs. Here each is
+built again, its layout must be the same key for key and shape for shape,
+the seeded weights load strictly, and the outputs must agree.
+"""
+from pathlib import Path
+
+import pytest
+import torch
+
+import mmgate.models  # noqa: F401
+from mmgate.registry import MODELS
+from tests.helpers import REPO_ROOT, load_tool
+
+ROOT = Path(REPO_ROOT)
+REFS = torch.load(ROOT / 'tests/data/backbone_refs.pt', weights_only=True)
+
+
+GEN = load_tool('misc/make_backbone_refs')
+
+
+def test_every_case_is_still_listed():
+    assert set(REFS) == set(GEN.CASES)
+
+
+@pytest.mark.parametrize('name', sorted(REFS))
+def test_layout_and_outputs_unchanged(name):
+    ref = REFS[name]
+    model = MODELS.build(dict(ref['cfg'], type='mmgate.' + ref['cfg']['type']))
+    layout = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert layout == ref['layout']
+    model.load_state_dict(GEN.fill_state_dict(model), strict=True)
+    got = GEN.run(model, GEN.make_input(ref['cfg']))
+    for mode in ('out_eval', 'out_train'):
+        assert len(got[mode]) == len(ref[mode])
+        for a, b in zip(got[mode], ref[mode]):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,120 @@
+"""Write ``tests/data/backbone_refs.pt``: for tiny builds of every mmgate
+backbone, the state-dict layout (key -> shape) and the outputs in eval and
+train mode for weights and inputs drawn from fixed seeds
+(:func:`fill_state_dict`, :func:`make_input`).
+
+``tests/test_models/test_backbones/test_backbone_refs.py`` builds each
+backbone again, checks the layout, loads the seeded weights strictly and
+compares the outputs: the proof that a refactoring kept the weight layout
+and the arithmetic. Regenerate only on purpose (a deliberate change of
+layout or numbers), with the code whose behaviour is the reference::
+
+    python tools/misc/make_backbone_refs.py tests/data/backbone_refs.pt
+"""
+import argparse
+
+import torch
+
+CASES = {
+    'skipresnet18': dict(type='SkipResNet', depth=18, base_channels=4),
+    'skipresnet50': dict(type='SkipResNet', depth=50, base_channels=4),
+    'skipresnet50_v1d_os8': dict(
+        type='SkipResNetV1d', depth=50, base_channels=4,
+        strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
+        contract_dilation=True),
+    'skipresnet34_v1c_3stages': dict(
+        type='SkipResNetV1c', depth=34, base_channels=4, num_stages=3,
+        strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(0, 2)),
+    'skipresnext50': dict(type='SkipResNeXt', depth=50, groups=2,
+                          width_per_group=2, base_channels=4),
+    'skipconvnext': dict(type='SkipConvNeXt',
+                         arch=dict(depths=[2, 2, 5, 2], channels=[8, 8, 16, 16]),
+                         out_indices=(0, 1, 2, 3),
+                         gap_before_final_norm=False),
+    'denseresnet18_n4': dict(type='DenseResNet', depth=18, base_channels=4,
+                             num_connections=4),
+    'denseresnet50_n2_paper': dict(type='DenseResNet', depth=50,
+                                   base_channels=4, num_connections=2,
+                                   pad_mode='paper'),
+    'denseresnet_cifar20': dict(type='DenseResNetCIFAR', depth=20,
+                                base_channels=4, gate_reduction=2),
+    'dense_mobilenetv2': dict(type='DenseMobileNetV2', widen_factor=0.25,
+                              out_indices=(1, 2, 4, 7)),
+    'priorpool_skipresnet18_post': dict(type='PriorPoolSkipResNet', depth=18,
+                                        base_channels=4),
+    'priorpool_skipresnet50_pre': dict(type='PriorPoolSkipResNet', depth=50,
+                                       base_channels=4, pool_placement='pre'),
+    'priorpool_skipresnext50_maxent': dict(
+        type='PriorPoolSkipResNeXt', depth=50, groups=2, width_per_group=2,
+        base_channels=4, pool_cfg=dict(type='MaxEntPool2d')),
+    'priorpool_resnet18_post': dict(type='PriorPoolResNet', depth=18,
+                                    base_channels=4),
+    'priorpool_resnet50_pre': dict(type='PriorPoolResNet', depth=50,
+                                   base_channels=4, pool_placement='pre'),
+    'plain_resnet50_cifar': dict(type='PriorPoolResNet', depth=50,
+                                 base_channels=4, pool_cfg=None,
+                                 cifar_stem=True),
+    'plain_resnext50': dict(type='PriorPoolResNeXt', depth=50, groups=2,
+                            width_per_group=2, base_channels=4,
+                            pool_cfg=None),
+}
+
+
+def fill_state_dict(model: torch.nn.Module) -> dict:
+    """Values for every entry of ``model``'s state dict, drawn from a seed
+    in sorted key order (so they do not depend on module order): random
+    weights (zero-init residual branches and unit norms would hide most of
+    the arithmetic), positive running variances."""
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for key, ref in sorted(model.state_dict().items()):
+        if not ref.is_floating_point():
+            state[key] = ref.clone()
+        elif key.endswith('running_var'):
+            state[key] = torch.rand(ref.shape, generator=gen) + 0.5
+        elif key.endswith('running_mean'):
+            state[key] = torch.randn(ref.shape, generator=gen) * 0.1
+        else:
+            state[key] = torch.randn(ref.shape, generator=gen) * 0.5
+    return state
+
+
+def make_input(cfg: dict) -> torch.Tensor:
+    size = 16 if 'CIFAR' in cfg['type'] or cfg.get('cifar_stem') else 40
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(2, 3, size, size, generator=gen)
+
+
+def run(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """Outputs in eval mode and (seeded, for the pools' noise) train mode."""
+    model.eval()
+    with torch.no_grad():
+        out_eval = [o.clone() for o in model(x)]
+    model.train()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        out_train = [o.clone() for o in model(x)]
+    return dict(out_eval=out_eval, out_train=out_train)
+
+
+def make(case: dict) -> dict:
+    import mmgate.models  # noqa: F401
+    from mmgate.registry import MODELS
+    model = MODELS.build(dict(case, type='mmgate.' + case['type']))
+    model.load_state_dict(fill_state_dict(model), strict=True)
+    layout = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return dict(cfg=case, layout=layout, **run(model, make_input(case)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('out')
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as the tests run: the same reduction order
+    refs = {name: make(case) for name, case in CASES.items()}
+    torch.save(refs, args.out)
+    print(f'wrote {len(refs)} references to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
