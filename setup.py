@@ -89,7 +89,11 @@ setup(
         'det': ['mmdet>=3.2.0,<3.4.0'],
         'seg': ['mmsegmentation>=1.2.0,<1.3.0', 'ftfy', 'regex'],
         'cls': ['mmpretrain>=1.2.0,<1.3.0'],
-        'tests': ['pytest', 'imgviz', 'matplotlib', 'openmim'],
+        'tests': ['pytest', 'imgviz', 'matplotlib', 'openmim', 'onnx',
+                  'onnxruntime'],
+    },
+    entry_points={
+        'console_scripts': ['mmgate-finetune=mmgate.finetune:main'],
     },
     zip_safe=False,
 )

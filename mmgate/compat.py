@@ -25,9 +25,15 @@ numerical behaviour; the fixes only make the 2023 OpenMMLab releases
    run's own checkpoints, read through ``Runner.resume`` or
    ``Runner.load_checkpoint`` (``--resume``, ``load_from``, ``tools/test.py``),
    may unpickle MMEngine's objects (message hub, history buffers); library
-   code says so with ``read_checkpoint(..., trusted=True)``. Can go when
-   MMEngine writes weights-only-loadable checkpoints or passes
-   ``weights_only`` itself.
+   code says so with ``read_checkpoint(..., trusted=True)``. Every local
+   file goes through :func:`mmgate.fileio.read_local_checkpoint`, which
+   looks at the file first: a missing, empty, truncated or non-PyTorch file,
+   or one that needs code execution to unpickle, ends with one line naming
+   it (:class:`mmgate.fileio.CheckpointError`), never with torch's advice
+   to turn ``weights_only`` off; a run's own checkpoint that calls
+   ``os.system`` and the like is refused too. Can go when MMEngine writes
+   weights-only-loadable checkpoints or passes ``weights_only`` itself (the
+   file inspection stays, in :mod:`mmgate.fileio`).
 2. Distributed runs without CUDA. MMEngine's ``_init_dist_pytorch`` and
    ``_init_dist_slurm`` call ``torch.cuda.set_device`` unconditionally, and
    ``Runner.wrap_model`` gives DDP ``device_ids=[LOCAL_RANK]``; both fail on a
@@ -37,10 +43,29 @@ numerical behaviour; the fixes only make the 2023 OpenMMLab releases
    config prefixes) is gone from setuptools 82; the pin
    ``setuptools<82`` in ``tools/env/constraints.txt`` keeps it. Can go when
    MMEngine uses ``importlib.metadata``.
+4. Checkpoints that survive being killed. MMEngine writes ``epoch_N.pth``
+   straight into place, then ``last_checkpoint`` (opened with ``'w'``, so
+   empty for a moment), and deletes the checkpoint that ``max_keep_ckpts``
+   drops *before* it saves the new one: a run killed while saving can leave
+   a truncated checkpoint, an empty or dangling ``last_checkpoint``, or no
+   checkpoint at all. Here local checkpoints and ``last_checkpoint`` are
+   written to a temporary file that is renamed over the target
+   (:func:`mmgate.fileio.atomic_write`), and the dropped checkpoint is
+   deleted only after the new one and ``last_checkpoint`` are in place. A
+   checkpoint also records the random number generators' states (torch,
+   numpy, ``random``; under ``meta['rng_state']``, as tensors) and
+   ``Runner.resume`` restores them after MMEngine re-seeds, so a resumed
+   run draws the same augmentations and dropout as an uninterrupted one
+   (exactly so with ``num_workers=0`` or non-persistent workers, whose
+   seeds MMEngine derives from these states; not restored across ranks
+   with ``diff_rank_seed``). ``tools/train.py --resume`` verifies the
+   checkpoint it takes (:func:`mmgate.fileio.find_resume_checkpoint`). Can
+   go when MMEngine saves atomically and checkpoints its RNG states.
 """
 import contextlib
 import contextvars
 import functools
+import inspect
 import os
 import os.path as osp
 
@@ -70,11 +95,10 @@ def trusted_checkpoints():
 
 
 def _read_local(filename, map_location, weights_only):
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} does not exist')
-    return torch.load(
-        filename, map_location=map_location, weights_only=weights_only)
+    from .fileio import read_local_checkpoint
+    return read_local_checkpoint(
+        osp.expanduser(filename), map_location=map_location,
+        trusted=not weights_only)
 
 
 def _load_from_local(filename, map_location=None):
@@ -184,16 +208,160 @@ def _patch_checkpoint_loading() -> None:
     runner_cls = runner_mod.Runner
     if getattr(runner_cls, '_mmgate_trusting', False):
         return
-    for name in ('resume', 'load_checkpoint'):
-        original = getattr(runner_cls, name)
+    load_checkpoint = runner_cls.load_checkpoint
+    resume = runner_cls.resume
 
-        @functools.wraps(original)
-        def trusting(self, *args, __original=original, **kwargs):
-            with trusted_checkpoints():
-                return __original(self, *args, **kwargs)
+    @functools.wraps(load_checkpoint)
+    def trusting_load(self, *args, **kwargs):
+        with trusted_checkpoints():
+            checkpoint = load_checkpoint(self, *args, **kwargs)
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) \
+            else None
+        # for resume() (fix 4); a plain load_from leaves it unused
+        self._mmgate_rng_state = meta.get('rng_state') \
+            if isinstance(meta, dict) else None
+        return checkpoint
 
-        setattr(runner_cls, name, trusting)
+    @functools.wraps(resume)
+    def trusting_resume(self, *args, **kwargs):
+        self._mmgate_rng_state = None
+        with trusted_checkpoints():
+            resume(self, *args, **kwargs)
+        state, self._mmgate_rng_state = self._mmgate_rng_state, None
+        if state is not None and not (
+                self._randomness_cfg.get('diff_rank_seed')
+                and self.world_size > 1):
+            _set_rng_state(state)
+
+    runner_cls.load_checkpoint = trusting_load
+    runner_cls.resume = trusting_resume
     runner_cls._mmgate_trusting = True
+
+
+def _rng_state() -> dict:
+    """The CPU random number generators' states, as tensors and ints (a
+    checkpoint holding them stays weights-only loadable)."""
+    import random
+
+    import numpy as np
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return dict(
+        torch=torch.get_rng_state(),
+        numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype('int64')),
+                   pos=int(pos), has_gauss=int(has_gauss),
+                   gauss=float(gauss)),
+        random=dict(version=version, internal=torch.tensor(internal),
+                    gauss_next=gauss_next))
+
+
+def _set_rng_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+    torch.set_rng_state(state['torch'])
+    n = state['numpy']
+    np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32),
+                         n['pos'], n['has_gauss'], n['gauss']))
+    r = state['random']
+    random.setstate((r['version'], tuple(r['internal'].tolist()),
+                     r['gauss_next']))
+
+
+def _save_checkpoint_atomic(checkpoint, filename, file_client_args=None,
+                            backend_args=None, __original=None):
+    """MMEngine's ``save_checkpoint``; a local file is written atomically
+    (fix 4)."""
+    from .fileio import save_torch_atomic
+    if (file_client_args is None and backend_args is None
+            and '://' not in str(filename)):
+        return save_torch_atomic(checkpoint, filename)
+    return __original(checkpoint, filename, file_client_args=file_client_args,
+                      backend_args=backend_args)
+
+
+def _save_checkpoint_with_step(self, runner, step, meta):
+    """MMEngine 0.10.7's ``CheckpointHook._save_checkpoint_with_step`` with
+    ``last_checkpoint`` written atomically and the checkpoint that
+    ``max_keep_ckpts`` drops deleted after the new one is in place
+    (fix 4)."""
+    from mmengine.dist import is_main_process
+
+    from .fileio import write_text_atomic
+    outdated = None
+    if self.max_keep_ckpts > 0:
+        if not (len(self.keep_ckpt_ids) > 0
+                and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated = self.file_backend.join_path(
+                    self.out_dir,
+                    self.filename_tmpl.format(self.keep_ckpt_ids.popleft()))
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           list(self.keep_ckpt_ids))
+
+    ckpt_filename = self.filename_tmpl.format(step)
+    self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+    runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+    runner.save_checkpoint(
+        self.out_dir,
+        ckpt_filename,
+        self.file_client_args,
+        save_optimizer=self.save_optimizer,
+        save_param_scheduler=self.save_param_scheduler,
+        meta=meta,
+        by_epoch=self.by_epoch,
+        backend_args=self.backend_args,
+        **self.args)
+    # model-parallel ranks other than the main one stop here, as in MMEngine
+    if not is_main_process():
+        return
+    write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'),
+                      self.last_ckpt)
+    if outdated is not None and outdated != self.last_ckpt:
+        if self.file_backend.isfile(outdated):
+            self.file_backend.remove(outdated)
+        elif self.file_backend.isdir(outdated):
+            # checkpoints saved by deepspeed are directories
+            self.file_backend.rmtree(outdated)
+
+
+def _patch_checkpoint_saving() -> None:
+    import mmengine.runner as runner_pkg
+    from mmengine.hooks import checkpoint_hook
+    from mmengine.runner import checkpoint as ckpt
+    from mmengine.runner import runner as runner_mod
+
+    runner_cls = runner_mod.Runner
+    if getattr(runner_cls, '_mmgate_atomic', False):
+        return
+    save = functools.wraps(ckpt.save_checkpoint)(functools.partial(
+        _save_checkpoint_atomic, __original=ckpt.save_checkpoint))
+    # the Runner and CheckpointHook._publish_model use the names they import
+    ckpt.save_checkpoint = save
+    runner_mod.save_checkpoint = save
+    runner_pkg.save_checkpoint = save
+    hook_cls = checkpoint_hook.CheckpointHook
+    original_step = hook_cls._save_checkpoint_with_step
+
+    @functools.wraps(original_step)
+    def save_with_step(self, runner, step, meta):
+        return _save_checkpoint_with_step(self, runner, step, meta)
+
+    hook_cls._save_checkpoint_with_step = save_with_step
+
+    save_method = runner_cls.save_checkpoint
+    params = list(inspect.signature(save_method).parameters)
+
+    @functools.wraps(save_method)
+    def save_with_rng(self, *args, **kwargs):
+        bound = dict(zip(params[1:], args), **kwargs)
+        bound['meta'] = dict(bound.get('meta') or {},
+                             rng_state=_rng_state())
+        return save_method(self, **bound)
+
+    runner_cls.save_checkpoint = save_with_rng
+    runner_cls._mmgate_atomic = True
 
 
 def _init_dist_cpu(backend, init_backend='torch', **kwargs) -> None:
@@ -287,6 +455,7 @@ def apply() -> None:
     if _applied:
         return
     _patch_checkpoint_loading()
+    _patch_checkpoint_saving()
     _patch_distributed()
     _applied = True
 

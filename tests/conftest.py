@@ -22,6 +22,18 @@ def _seed_and_one_thread():
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _default_scope_restored():
+    """A test that installs an MMEngine default scope (``init_default_scope``,
+    a Runner) does not leave it to the next: mmgate's backbones take their
+    defaults from the current scope (``backbones/base.py``)."""
+    from mmengine.registry import DefaultScope
+    saved = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
+
+
 @pytest.fixture(scope='session')
 def tiny_demo(tmp_path_factory):
     """Tiny copies of the three demo sets (a few images each)."""
@@ -32,6 +44,15 @@ def tiny_demo(tmp_path_factory):
     make_ade20k_demo(str(root / 'ade'), num_train=3, num_val=2)
     make_imagenet_demo(str(root / 'imagenet'), num_train=8, num_val=2)
     return root
+
+
+@pytest.fixture
+def demo_copy(tiny_demo, tmp_path):
+    """A private copy of the tiny demo sets, free to break."""
+    import shutil
+    dst = tmp_path / 'demo'
+    shutil.copytree(tiny_demo, dst)
+    return dst
 
 
 def pytest_configure(config):

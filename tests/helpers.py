@@ -120,3 +120,40 @@ def det_batch(h: int = 64, w: int = 96, masks: bool = False) -> dict:
     sample.gt_instances = InstanceData(**gt)
     img = torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
     return dict(inputs=[img], data_samples=[sample])
+
+
+def seg_batch(h: int = 64, w: int = 64, num_classes: int = 4,
+              images: int = 1) -> dict:
+    """An MMSegmentation batch with random label maps."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(images):
+        sample = SegDataSample(metainfo=dict(
+            img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, num_classes, (1, h, w)))
+        samples.append(sample)
+    imgs = [torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
+            for _ in samples]
+    return dict(inputs=imgs, data_samples=samples)
+
+
+def cls_batch(size: int = 64, num_classes: int = 10) -> dict:
+    """A two-image MMPretrain batch with labels 1 and 3."""
+    from mmpretrain.structures import DataSample
+    samples = [DataSample().set_gt_label(label) for label in (1, 3)]
+    imgs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
+            for _ in samples]
+    return dict(inputs=imgs, data_samples=samples)
+
+
+def stock_config(ref: str):
+    """``Config.fromfile`` for ``mmdet::path`` (likewise mmseg::,
+    mmpretrain::): a config shipped inside the installed package."""
+    import importlib
+
+    from mmengine.config import Config
+    package, path = ref.split('::')
+    root = osp.dirname(importlib.import_module(package).__file__)
+    return Config.fromfile(osp.join(root, '.mim', 'configs', path))

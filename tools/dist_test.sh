@@ -8,26 +8,13 @@ set -eo pipefail
 
 CONFIG=$1
 CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-if [ -z "$CONFIG" ] || [ -z "$CHECKPOINT" ] || [ -z "$GPUS" ]; then
+NPROC=$3
+if [ -z "$CONFIG" ] || [ -z "$CHECKPOINT" ] || [ -z "$NPROC" ]; then
     echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py options]" >&2
     exit 2
 fi
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+source "$(dirname "$0")/misc/torchrun.sh"
+status=0
+torchrun_tool dist_test.sh test.py "$CONFIG" "$CHECKPOINT" \
+    --launcher pytorch "${@:4}" || status=$?
+exit "$status"

@@ -8,29 +8,18 @@
 #
 # GPUS is the number of processes on this node. On a machine without CUDA
 # the processes train on the CPU over gloo (mmgate.compat). PYTHON picks the
-# interpreter (default: python).
+# interpreter (default: python). A failed rank ends the run with a line
+# naming it (tools/misc/torchrun.sh).
 set -eo pipefail
 
 CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-if [ -z "$CONFIG" ] || [ -z "$GPUS" ]; then
+NPROC=$2
+if [ -z "$CONFIG" ] || [ -z "$NPROC" ]; then
     echo "usage: $0 CONFIG GPUS [train.py options]" >&2
     exit 2
 fi
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+source "$(dirname "$0")/misc/torchrun.sh"
+status=0
+torchrun_tool dist_train.sh train.py "$CONFIG" --launcher pytorch "${@:3}" \
+    || status=$?
+exit "$status"

@@ -8,12 +8,12 @@ MMDetection's ``tools/test.py`` command line, for any OpenMMLab config::
 
 The checkpoint is one a run wrote (loaded through ``Runner.load_checkpoint``,
 which ``mmgate.compat.apply()``, called first in ``main``, lets unpickle
-MMEngine's own objects); metrics are
+MMEngine's own objects); it is verified first (``mmgate.fileio``: a missing,
+empty, truncated or damaged file ends with one line naming it). Metrics are
 printed and written under ``work_dirs/<config name>/``.
 """
 import argparse
 import os
-import os.path as osp
 import sys
 import warnings
 from copy import deepcopy
@@ -21,11 +21,11 @@ from copy import deepcopy
 from mmengine.config import ConfigDict, DictAction
 
 import mmgate.compat
-from mmgate.datasets import DataError, check_data
+from mmgate.fileio import CheckpointError, verify_checkpoint
 # tools/train.py (this script's folder is on sys.path): the config and runner
 # set-up both tools share
-from train import (build_runner, finish_distributed, run_or_explain,
-                   setup_cfg)
+from train import (build_runner, check_data_or_exit, finish_distributed,
+                   run_or_explain, setup_cfg)
 
 
 def parse_args(argv=None):
@@ -134,9 +134,12 @@ def main(argv=None):
     mmgate.compat.apply()
     args = parse_args(argv)
     cfg = setup_cfg(args)
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'test.py: error: checkpoint {args.checkpoint} does not '
-                 'exist')
+    if '://' not in args.checkpoint:
+        # missing, empty, truncated, damaged or not a checkpoint: one line
+        try:
+            verify_checkpoint(args.checkpoint)
+        except CheckpointError as e:
+            sys.exit(f'test.py: error: {e}')
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = _visualize(cfg, args)
@@ -146,10 +149,7 @@ def main(argv=None):
         sys.exit('test.py: error: --out must be a .pkl file')
 
     if args.check_data != 'none':
-        try:
-            check_data(cfg, ('test', ), decode=args.check_data)
-        except DataError as e:
-            sys.exit(f'test.py: error: {e}')
+        check_data_or_exit(cfg, ('test', ), args.check_data, 'test.py')
 
     runner = build_runner(cfg)
     if args.out is not None:

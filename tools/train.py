@@ -12,21 +12,29 @@ task comes from the config's ``default_scope``)::
     python tools/train.py CONFIG --cfg-options train_cfg.max_epochs=1
 
 Runs write to ``work_dirs/<config name>/`` unless ``--work-dir`` says
-otherwise. Before the Runner is built the data of the run are checked
-(``mmgate.datasets.check_data``): a missing data root, a broken annotation
-file or an unreadable image ends the run with one message naming the file.
+otherwise; checkpoints are written atomically (``mmgate.compat``, fix 4), and
+``--resume`` checks the checkpoint it takes (a damaged last checkpoint is
+named, and the previous intact one taken with a warning). Before the Runner
+is built the data of the run are checked (``mmgate.datasets.check_data``): a
+missing data root, a broken annotation file or an unreadable image ends the
+run with one message naming the file; a record the run skips, as MMDetection
+does, is one warning line naming it.
 """
 import argparse
 import os
 import os.path as osp
 import sys
+import warnings
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmgate.compat
-from mmgate.datasets import DataError, check_data, explain_data_error
+from mmgate.datasets import (DataError, DataWarning, check_data,
+                             explain_data_error)
+from mmgate.fileio import (CheckpointError, find_resume_checkpoint,
+                           previous_intact_checkpoint, verify_checkpoint)
 
 
 def parse_args(argv=None):
@@ -102,16 +110,69 @@ def build_runner(cfg):
     return RUNNERS.build(cfg)
 
 
+def _checkpoint_error(exc):
+    """The :class:`CheckpointError` that ``exc`` is or was raised from."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, CheckpointError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def run_or_explain(step, prog):
     """Run ``step``; a data file that fails while it runs (also inside a
-    DataLoader worker) ends the program with one line naming the file."""
+    DataLoader worker), or a checkpoint that cannot be read (``load_from``,
+    ``init_cfg``), ends the program with one line naming the file."""
     try:
         return step()
     except Exception as e:
-        error = explain_data_error(e)
+        error = _checkpoint_error(e) or explain_data_error(e)
         if error is None:
             raise
         sys.exit(f'{prog}: error: {error}')
+
+
+def resume_checkpoint(resume, work_dir, prog='train.py'):
+    """The checkpoint ``--resume [CKPT]`` takes, verified first: without a
+    path, the one ``last_checkpoint`` names, or the previous intact one
+    (with a warning) when that is damaged; with a path, that file, or one
+    line naming what is wrong with it and the previous intact checkpoint."""
+    if resume == 'auto':
+        try:
+            path, note = find_resume_checkpoint(work_dir)
+        except CheckpointError as e:
+            sys.exit(f'{prog}: error: --resume: {e}')
+        if note:
+            print(f'{prog}: warning: {note}', file=sys.stderr, flush=True)
+        return path
+    try:
+        verify_checkpoint(resume)
+    except CheckpointError as e:
+        previous = previous_intact_checkpoint(resume)
+        offer = (f'; the previous intact checkpoint is {previous} (--resume '
+                 f'{previous})' if previous else '')
+        sys.exit(f'{prog}: error: --resume: {e}{offer}')
+    return resume
+
+
+def check_data_or_exit(cfg, phases, decode, prog):
+    """``check_data``: a problem ends the program with one line naming the
+    file; each record the run will skip is one warning line."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always', DataWarning)
+            check_data(cfg, phases, decode=decode)
+    except DataError as e:
+        sys.exit(f'{prog}: error: {e}')
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            print(f'{prog}: warning: {w.message}', file=sys.stderr,
+                  flush=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename,
+                                   w.lineno)
 
 
 def finish_distributed() -> None:
@@ -149,22 +210,15 @@ def main(argv=None):
                                '"auto_scale_lr.base_batch_size" in your'
                                ' configuration file.')
 
-    # resume from the given checkpoint, or ('auto') the latest in work_dir
-    if args.resume == 'auto':
+    # resume from the given checkpoint, or ('auto') the latest intact one in
+    # work_dir (none: a fresh run, as MMEngine)
+    if args.resume is not None:
         cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            sys.exit(f'train.py: error: --resume {args.resume}: no such '
-                     'checkpoint file')
-        cfg.resume = True
-        cfg.load_from = args.resume
+        cfg.load_from = resume_checkpoint(args.resume, cfg.work_dir)
 
     if args.check_data != 'none':
-        try:
-            check_data(cfg, ('train', 'val'), decode=args.check_data)
-        except DataError as e:
-            sys.exit(f'train.py: error: {e}')
+        check_data_or_exit(cfg, ('train', 'val'), args.check_data,
+                           'train.py')
 
     runner = build_runner(cfg)
     run_or_explain(runner.train, 'train.py')

@@ -16,7 +16,8 @@ metainfo = dict(classes=('person', 'ball', 'box', 'signboard'))
 num_classes = 4
 
 model = dict(
-    backbone=dict(depth=18, base_channels=32),
+    # stem as wide as the first stage (MMPretrain's default stem is 64)
+    backbone=dict(depth=18, base_channels=32, stem_channels=32),
     head=dict(in_channels=256, num_classes=num_classes, topk=(1, )))
 data_preprocessor = dict(num_classes=num_classes)
 

@@ -18,7 +18,9 @@ crop_size = (96, 96)
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(depth=18, base_channels=32, init_cfg=None),
+    # stem as wide as the first stage (MMSegmentation's default stem is 64)
+    backbone=dict(depth=18, base_channels=32, stem_channels=32,
+                  init_cfg=None),
     decode_head=dict(
         in_channels=[32, 64, 128, 256], channels=64,
         num_classes=num_classes),

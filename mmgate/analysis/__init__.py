@@ -2,7 +2,9 @@
 speed and training curves. The CLIs live in ``tools/analysis/``.
 
 - ``runs``: read MMEngine work directories (configs, scalar logs, tests).
-- ``report``: one table of all runs, base-vs-Skip pairs, paper comparison.
+- ``report``: one table of all runs, base-vs-Skip pairs, paper comparison,
+  seeded runs grouped and compared seed by seed.
+- ``stats``: mean, standard deviation, Student-t intervals, paired t-test.
 - ``metafiles``: the model index (``model-index.yml`` and the OpenMMLab
   metafiles of the config families): published numbers, baselines.
 - ``gates``: mean sigmoid gate / inbound softmax weights per block.
@@ -15,8 +17,10 @@ Plots use matplotlib on the Agg backend, imported only when drawing.
 from .metafiles import (MetaModel, ModelIndex, load_model_index,
                         model_index_path, paper_complexity)
 from .runs import RunLog, find_runs, load_run
+from .stats import GroupStats, PairedTest, paired_t_test, summarize
 
 __all__ = [
     'MetaModel', 'ModelIndex', 'load_model_index', 'model_index_path',
-    'paper_complexity', 'RunLog', 'find_runs', 'load_run'
+    'paper_complexity', 'RunLog', 'find_runs', 'load_run', 'GroupStats',
+    'PairedTest', 'paired_t_test', 'summarize'
 ]

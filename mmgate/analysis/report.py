@@ -22,8 +22,20 @@ schedule and backbone family, depth and width.
 Metrics are reported in percent: MMDetection's ``coco/*_mAP`` (fractions)
 are scaled by 100; MMSegmentation's ``aAcc`` / ``mIoU`` and MMPretrain's
 ``accuracy/top1`` already are percentages.
+
+Seeded runs (``randomness.seed`` in the dumped config, e.g. from
+``tools/finetune.py --seeds K``) whose configs differ in nothing else (the
+work directory, checkpoint and launcher aside) form a group: its mean,
+sample standard deviation and Student-t 95 % interval per metric. A gated
+run is paired with the base run of the same seed, and a gated group with
+the plain group whose config differs only in the backbone: the paired
+t-test of the per-seed differences gated - base (``stats.py``). A folder
+that only holds configs next to the runs below it (``tools/finetune.py``'s
+work directory) is not listed as a run.
 """
 import csv
+import hashlib
+import json
 import os
 import os.path as osp
 import re
@@ -32,12 +44,14 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .metafiles import DATASETS, MetaModel, ModelIndex, load_model_index
 from .runs import RunLog, find_runs
+from .stats import GroupStats, PairedTest, paired_t_test, summarize
 
 __all__ = [
-    'TASK_METRICS', 'BackboneInfo', 'RunSummary', 'Pair', 'describe_backbone',
-    'match_model', 'summarize_run', 'pair_runs', 'build_report',
-    'format_markdown',
-    'write_csv', 'write_pairs_csv', 'plot_pairs', 'write_report'
+    'TASK_METRICS', 'BackboneInfo', 'RunSummary', 'Pair', 'Group',
+    'GroupPair', 'describe_backbone', 'match_model', 'summarize_run',
+    'pair_runs', 'group_runs', 'pair_groups', 'build_report',
+    'format_markdown', 'write_csv', 'write_pairs_csv', 'write_groups_csv',
+    'plot_pairs', 'write_report'
 ]
 
 
@@ -325,6 +339,10 @@ class RunSummary:
     notes: List[str] = field(default_factory=list)
     pair_key: tuple = ()
     model: Optional[str] = None  # metafile model name
+    seed: Optional[int] = None  # randomness.seed of the run
+    config_name: str = ''  # the config file the run was launched with
+    group_key: Optional[str] = None  # the config without seed, work_dir
+    setting_key: Optional[str] = None  # ... and without the backbone
 
     @property
     def diff(self) -> Dict[str, float]:
@@ -433,7 +451,35 @@ def summarize_run(run: RunLog,
                              'values')
     summary.pair_key = (task, summary.method, dataset, summary.schedule,
                         backbone.family_key)
+    summary.config_name = _config_names(run)[0]
+    seed = (cfg.get('randomness') or {}).get('seed') if cfg else None
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        summary.seed = seed
+        summary.group_key = _config_fingerprint(cfg)
+        summary.setting_key = _config_fingerprint(cfg, backbone=False)
     return summary
+
+
+# keys of a dumped config that say where and how a run was launched, not
+# what it trains
+LAUNCH_KEYS = ('work_dir', 'load_from', 'resume', 'launcher',
+               'experiment_name')
+
+
+def _config_fingerprint(cfg, backbone: bool = True) -> str:
+    """A digest of a config less its seed and launch keys (and with
+    ``backbone=False`` less ``model.backbone``): two runs with the same
+    digest differ only in ``randomness.seed`` (and the backbone)."""
+    d = cfg.to_dict()
+    if not backbone and isinstance(d.get('model'), dict):
+        d['model'] = {k: v for k, v in d['model'].items() if k != 'backbone'}
+    for key in LAUNCH_KEYS:
+        d.pop(key, None)
+    randomness = dict(d.get('randomness') or {})
+    randomness.pop('seed', None)
+    d['randomness'] = randomness
+    text = json.dumps(d, sort_keys=True, default=repr)
+    return hashlib.sha1(text.encode('utf-8')).hexdigest()
 
 
 @dataclass
@@ -484,19 +530,27 @@ def pair_runs(summaries: Sequence[RunSummary],
     from the configs). Several candidates: complete runs first, noted."""
     pairs = []
     bases = [s for s in summaries if not s.backbone.skip]
+
+    def same_seed(s, candidates):
+        # a seeded run pairs with the base run of its seed, when there is one
+        if s.seed is None:
+            return candidates
+        return [b for b in candidates if b.seed == s.seed] or candidates
+
     for s in summaries:
         if not s.backbone.skip:
             continue
         meta = index.get(s.model) if index is not None else None
         baseline = meta.baseline if meta is not None else None
         if baseline:
-            runs = [b for b in bases
-                    if b.model == baseline and b.task == s.task]
+            runs = same_seed(s, [b for b in bases
+                                 if b.model == baseline and b.task == s.task])
             if runs:
                 pairs.append(Pair(_choose(s, runs, baseline), s,
                                   'metafile'))
                 continue
-        candidates = [b for b in bases if b.pair_key == s.pair_key]
+        candidates = same_seed(
+            s, [b for b in bases if b.pair_key == s.pair_key])
         if not candidates:
             continue  # listed among the runs without a partner
         chosen = _choose(s, candidates, 'the same setting')
@@ -508,10 +562,131 @@ def pair_runs(summaries: Sequence[RunSummary],
 
 
 @dataclass
+class Group:
+    """Runs of one config that differ only in their seed.
+
+    Attributes:
+        label (str): The config's name.
+        runs (list[RunSummary]): The runs, by seed.
+        notes (list[str]): Runs left out of the statistics, and why.
+    """
+    label: str
+    runs: List[RunSummary]
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        return self.runs[0].task
+
+    @property
+    def backbone(self) -> BackboneInfo:
+        return self.runs[0].backbone
+
+    @property
+    def seeds(self) -> List[int]:
+        return [s.seed for s in self.runs]
+
+    def values(self, metric: str) -> Dict[int, float]:
+        """``{seed: value}`` of the complete runs that have ``metric``."""
+        return {s.seed: s.metrics[metric] for s in self.runs
+                if s.complete and metric in s.metrics}
+
+    def stats(self, metric: str) -> Optional[GroupStats]:
+        values = self.values(metric)
+        return summarize(list(values.values())) if values else None
+
+
+@dataclass
+class GroupPair:
+    """A gated group and the base group of the same setting, compared
+    seed by seed."""
+    base: Group
+    gated: Group
+
+    @property
+    def label(self) -> str:
+        return f'{self.gated.backbone.label} vs {self.base.backbone.label}'
+
+    def seeds(self, metric: str) -> List[int]:
+        """The seeds both groups have ``metric`` for."""
+        gated, base = self.gated.values(metric), self.base.values(metric)
+        return sorted(set(gated) & set(base))
+
+    def test(self, metric: str) -> Optional[PairedTest]:
+        """Paired t-test of gated - base over the common seeds."""
+        seeds = self.seeds(metric)
+        if not seeds:
+            return None
+        gated, base = self.gated.values(metric), self.base.values(metric)
+        return paired_t_test([gated[s] for s in seeds],
+                             [base[s] for s in seeds])
+
+
+def group_runs(summaries: Sequence[RunSummary]) -> List[Group]:
+    """Group the seeded runs whose configs differ only in the seed.
+
+    A seed run twice in one group counts once (the complete run, else the
+    first); the other is noted."""
+    by_key: Dict[str, List[RunSummary]] = {}
+    for s in summaries:
+        if s.seed is not None and s.group_key is not None:
+            by_key.setdefault(s.group_key, []).append(s)
+    groups = []
+    for runs in by_key.values():
+        runs = sorted(runs, key=lambda s: (s.seed, not s.complete, s.config))
+        kept, notes = [], []
+        for s in runs:
+            if kept and kept[-1].seed == s.seed:
+                notes.append(f'seed {s.seed} also in {s.config}: '
+                             f'{kept[-1].config} used')
+                continue
+            kept.append(s)
+        for s in kept:
+            if not s.complete:
+                notes.append(f'seed {s.seed} ({s.config}): {s.status}, left '
+                             'out')
+        groups.append(Group(runs[0].config_name, kept, notes))
+    labels = [g.label for g in groups]
+    for g in groups:
+        if labels.count(g.label) > 1:
+            # one config file name, different contents (an edited config)
+            g.label += f' ({g.runs[0].group_key[:7]})'
+    order = {'det': 0, 'seg': 1, 'cls': 2}
+    groups.sort(key=lambda g: (order.get(g.task, 3), g.label))
+    return groups
+
+
+def pair_groups(groups: Sequence[Group]) -> List[GroupPair]:
+    """Pair each gated group with the plain group whose config differs
+    from its own only in the backbone (``tools/finetune.py --compare
+    base`` writes such twins; mmgate's Skip configs and their baselines
+    are such pairs too). Several: the same backbone family first, then the
+    most shared seeds. A gated group without one is noted."""
+    out = []
+    for g in groups:
+        if not g.backbone.skip:
+            continue
+        key = g.runs[0].setting_key
+        candidates = [b for b in groups if not b.backbone.skip
+                      and b.runs[0].setting_key == key]
+        if not candidates:
+            g.notes.append('no group of plain runs with the same config but '
+                           'the backbone: not compared seed by seed')
+            continue
+        best = max(candidates, key=lambda b: (
+            b.backbone.family_key == g.backbone.family_key,
+            len(set(b.seeds) & set(g.seeds))))
+        out.append(GroupPair(best, g))
+    return out
+
+
+@dataclass
 class Report:
     summaries: List[RunSummary]
     pairs: List[Pair]
     model_index: Optional[str] = None  # the model-index.yml read
+    groups: List[Group] = field(default_factory=list)
+    group_pairs: List[GroupPair] = field(default_factory=list)
 
 
 def _index(model_index) -> Optional[ModelIndex]:
@@ -546,6 +721,10 @@ def build_report(root: str,
     index = _index(model_index)
     summaries = []
     runs = find_runs(root)
+    # a folder of configs next to the runs below it (tools/finetune.py's
+    # work directory) is not a run
+    runs = [r for r in runs if r.timestamps or r.checkpoints or not any(
+        o.work_dir.startswith(r.work_dir + os.sep) for o in runs)]
     for run in runs:
         summaries.append(summarize_run(run, index))
     if params or flops:
@@ -572,8 +751,10 @@ def build_report(root: str,
     order = {'det': 0, 'seg': 1, 'cls': 2}
     summaries.sort(key=lambda s: (order.get(s.task, 3), repr(s.pair_key),
                                   s.backbone.skip, s.config))
-    return Report(summaries, pair_runs(summaries, index),
-                  index.path if index is not None else None)
+    pairs = pair_runs(summaries, index)
+    groups = group_runs(summaries)
+    return Report(summaries, pairs, index.path if index is not None else None,
+                  groups, pair_groups(groups))
 
 
 # ---- output -----------------------------------------------------------
@@ -636,6 +817,7 @@ def format_markdown(report: Report, title: str = 'Benchmark report') -> str:
                     _fmt(p.paper_gain(m.name), sign=True)
                 ]) + ' |')
         out.append('')
+    out += _format_groups(report)
     paired = {id(p.base) for p in report.pairs} | \
         {id(p.skip) for p in report.pairs}
     unpaired = [s.config for s in report.summaries if id(s) not in paired]
@@ -660,6 +842,98 @@ def format_markdown(report: Report, title: str = 'Benchmark report') -> str:
         metrics_note += ' No model index was read.'
     out += [metrics_note, '']
     return '\n'.join(out)
+
+
+PAIRED_TEST = ('paired t-test (two-sided) on the per-seed differences '
+               'gated - base; 95 % interval: mean difference +- '
+               't(0.975, n - 1) x std / sqrt(n)')
+
+
+def _interval(low: Optional[float], high: Optional[float]) -> str:
+    if low is None:
+        return '-'
+    return f'[{low:.2f}, {high:.2f}]'
+
+
+def verdict(test: Optional[PairedTest]) -> str:
+    """What a paired test says, in words."""
+    if test is None:
+        return 'no common seed'
+    if test.low is None:
+        return ('one pair: no interval (train with --seeds 2 or more)')
+    if test.includes_zero:
+        return (f'the interval includes 0: no difference shown with '
+                f'{test.n} seeds')
+    better = 'better' if test.mean > 0 else 'worse'
+    return f'gated {better}: the interval excludes 0'
+
+
+def _format_groups(report: 'Report') -> List[str]:
+    """Markdown of the seeded groups and their paired comparisons."""
+    if not report.groups:
+        return []
+    out = ['## Seeded runs', '',
+           'Runs of one config that differ only in `randomness.seed`: mean '
+           '+- sample standard deviation over the seeds, and the Student-t '
+           '95 % interval of the mean.', '']
+    for task in ('det', 'seg', 'cls', 'unknown'):
+        groups = [g for g in report.groups if g.task == task]
+        if not groups:
+            continue
+        metrics = TASK_METRICS.get(task, ())
+        head = ['config', 'backbone', 'seeds']
+        for m in metrics:
+            head += [f'{m.label} mean +- std', f'{m.label} 95 % interval']
+        out += [f'### {TASK_TITLES[task]}', '',
+                '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+        for g in groups:
+            cells = [g.label, g.backbone.label,
+                     ', '.join(str(seed) for seed in g.seeds)]
+            for m in metrics:
+                st = g.stats(m.name)
+                if st is None:
+                    cells += ['-', '-']
+                    continue
+                std = f' +- {st.std:.2f}' if st.std is not None else ''
+                cells += [f'{st.mean:.2f}{std} (n={st.n})',
+                          _interval(st.low, st.high)]
+            out.append('| ' + ' | '.join(cells) + ' |')
+        out.append('')
+    notes = [f'- `{g.label}`: {n}' for g in report.groups for n in g.notes]
+    if notes:
+        out += notes + ['']
+    if report.group_pairs:
+        out += ['## Gated vs base, paired by seed', '',
+                f'Test: {PAIRED_TEST}.', '',
+                '| task | pair | metric | seeds | gated | base | gated - '
+                'base | std | 95 % interval | p | verdict |',
+                '|' + '---|' * 11]
+        for gp, m, test, seeds, gated, base in _group_comparisons(report):
+            out.append('| ' + ' | '.join([
+                gp.gated.task, f'{gp.gated.label} vs {gp.base.label}',
+                m.label, ', '.join(map(str, seeds)), _fmt(gated), _fmt(base),
+                _fmt(test.mean, sign=True), _fmt(test.std),
+                _interval(test.low, test.high),
+                '-' if test.p is None else f'{test.p:.3f}', verdict(test)
+            ]) + ' |')
+        out.append('')
+    return out
+
+
+def _group_comparisons(report: Report):
+    """``(pair, metric, test, seeds, gated mean, base mean)`` of every
+    gated-vs-base group comparison that has a paired test, over the seeds
+    both groups ran."""
+    for gp in report.group_pairs:
+        for m in TASK_METRICS.get(gp.gated.task, ()):
+            test = gp.test(m.name)
+            if test is None:
+                continue
+            seeds = gp.seeds(m.name)
+            gated, base = gp.gated.values(m.name), gp.base.values(m.name)
+            yield (gp, m, test, seeds,
+                   sum(gated[s] for s in seeds) / len(seeds),
+                   sum(base[s] for s in seeds) / len(seeds))
 
 
 ALL_METRICS = [m for ms in TASK_METRICS.values() for m in ms]
@@ -717,6 +991,50 @@ def write_pairs_csv(report: Report, path: str) -> None:
                     paper_base=_csv(p.base.paper.get(m.name)),
                     paper_skip=_csv(p.skip.paper.get(m.name)),
                     paper_gain=_csv(p.paper_gain(m.name))))
+
+
+def write_groups_csv(report: Report, path: str,
+                     pairs_path: Optional[str] = None) -> None:
+    """The seeded groups (one row per group and metric) to ``path``, and
+    their paired comparisons to ``pairs_path``."""
+    fields = ['task', 'config', 'backbone', 'gated', 'seeds', 'metric', 'n',
+              'mean', 'std', 'ci_low', 'ci_high']
+    _mkdir_for(path)
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for g in report.groups:
+            for m in TASK_METRICS.get(g.task, ()):
+                st = g.stats(m.name)
+                if st is None:
+                    continue
+                writer.writerow(dict(
+                    task=g.task, config=g.label, backbone=g.backbone.label,
+                    gated=g.backbone.skip,
+                    seeds=' '.join(map(str, g.values(m.name))),
+                    metric=m.name, n=st.n, mean=_csv(st.mean),
+                    std=_csv(st.std), ci_low=_csv(st.low),
+                    ci_high=_csv(st.high)))
+    if pairs_path is None:
+        return
+    fields = ['task', 'gated_config', 'base_config', 'metric', 'n', 'seeds',
+              'gated_mean', 'base_mean', 'diff_mean', 'diff_std', 'ci_low',
+              'ci_high', 't', 'p', 'includes_zero', 'test']
+    _mkdir_for(pairs_path)
+    with open(pairs_path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for gp, m, test, seeds, gated, base in _group_comparisons(report):
+            writer.writerow(dict(
+                task=gp.gated.task, gated_config=gp.gated.label,
+                base_config=gp.base.label, metric=m.name, n=test.n,
+                seeds=' '.join(map(str, seeds)), gated_mean=_csv(gated),
+                base_mean=_csv(base), diff_mean=_csv(test.mean),
+                diff_std=_csv(test.std), ci_low=_csv(test.low),
+                ci_high=_csv(test.high), t=_csv(test.t), p=_csv(test.p),
+                includes_zero='' if test.includes_zero is None
+                else test.includes_zero,
+                test='paired t-test, two-sided, 95 % t interval'))
 
 
 def _csv(v: Optional[float]) -> str:
@@ -792,8 +1110,9 @@ def write_report(root: str, out_dir: str, params: bool = False,
                  model_index: Union[None, str, ModelIndex, bool] = None
                  ) -> Tuple['Report', Dict[str, str]]:
     """Build the report of ``root`` and write ``report.md``,
-    ``report.csv``, ``pairs.csv`` and ``pairs.png`` (when there are pairs)
-    into ``out_dir``. Returns the report and the written paths by kind.
+    ``report.csv``, ``pairs.csv``, ``pairs.png`` (when there are pairs) and
+    ``groups.csv`` / ``group_pairs.csv`` (when there are seeded runs) into
+    ``out_dir``. Returns the report and the written paths by kind.
     ``model_index``: as in ``build_report``."""
     report = build_report(root, params=params, flops=flops,
                           flops_shapes=flops_shapes, model_index=model_index)
@@ -805,6 +1124,11 @@ def write_report(root: str, out_dir: str, params: bool = False,
         f.write(format_markdown(report, title))
     write_csv(report, paths['csv'])
     write_pairs_csv(report, paths['pairs_csv'])
+    if report.groups:
+        paths['groups_csv'] = osp.join(out_dir, 'groups.csv')
+        paths['group_pairs_csv'] = osp.join(out_dir, 'group_pairs.csv')
+        write_groups_csv(report, paths['groups_csv'],
+                         paths['group_pairs_csv'])
     png = plot_pairs(report, osp.join(out_dir, 'pairs.png'))
     if png:
         paths['png'] = png

@@ -4,13 +4,15 @@ Nothing here registers a dataset: the demo sets are written in the formats of
 the stock COCO, ADE20k and ImageNet datasets of MMDetection, MMSegmentation
 and MMPretrain.
 """
-from .checks import (DataError, check_coco_json, check_data,
+from .checks import (DataError, DataWarning, check_coco_json, check_data,
                      check_dataset_cfg, explain_data_error)
 from .demo_data import (ADE20K_DEMO_CLASSES, DEMO_CLASSES, make_ade20k_demo,
                         make_coco_demo, make_demo_data, make_imagenet_demo)
+from .split_checks import SplitInfo, check_splits  # noqa: F401
 
 __all__ = [
-    'DataError', 'check_coco_json', 'check_data', 'check_dataset_cfg',
+    'DataError', 'DataWarning', 'check_coco_json', 'check_data',
+    'check_dataset_cfg',
     'explain_data_error',
     'DEMO_CLASSES', 'ADE20K_DEMO_CLASSES', 'make_demo_data',
     'make_coco_demo', 'make_ade20k_demo', 'make_imagenet_demo'

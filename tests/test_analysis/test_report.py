@@ -15,6 +15,7 @@ Two kinds of fake ``work_dirs``:
 """
 import csv
 import json
+import math
 import os
 import os.path as osp
 import time
@@ -630,3 +631,154 @@ def test_scalars_lines_are_json(runner_dirs):
     with open(path) as f:
         lines = [json.loads(t) for t in f if t.strip()]
     assert all('step' in line for line in lines)
+
+
+# ---- seeded runs ------------------------------------------------------------
+
+
+def _seeded_run(root, config, backbone, seed, box, lr=0.02, test=True):
+    """A run of ``config`` as tools/finetune.py --seeds lays it out: work
+    dir ``<config>_seed<seed>``, the dumped ``<config>.py`` with its
+    ``randomness.seed``, a training launch and (``test``) a test in the
+    same directory."""
+    work_dir = osp.join(root, f'{config}_seed{seed}')
+    os.makedirs(osp.join(work_dir, '20240101_000000'))
+    Config(dict(
+        default_scope='mmdet', model=_cascade(backbone, 4),
+        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=2),
+        val_dataloader=dict(dataset=dict(type='CocoDataset')),
+        val_evaluator=dict(type='CocoMetric', metric=['bbox', 'segm']),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
+        randomness=dict(seed=seed, deterministic=False),
+        work_dir=work_dir, load_from=osp.join(work_dir, 'epoch_2.pth'),
+        launcher='none')).dump(osp.join(work_dir, f'{config}.py'))
+    backend = LocalVisBackend(save_dir=osp.join(work_dir, '20240101_000000',
+                                                'vis_data'))
+    backend._init_env()
+    backend.add_scalars(dict(lr=lr, loss=1.5, iter=10, epoch=2), step=10)
+    for ckpt in ('epoch_1.pth', 'epoch_2.pth'):
+        open(osp.join(work_dir, ckpt), 'w').close()
+    if test:
+        ts = '20240102_000000'
+        os.makedirs(osp.join(work_dir, ts))
+        dump({'coco/bbox_mAP': box, 'coco/segm_mAP': box / 2},
+             osp.join(work_dir, ts, f'{ts}.json'))
+    return work_dir
+
+
+SKIP18 = dict(type='mmgate.SkipResNet', depth=18, base_channels=32)
+BASE18 = dict(type='ResNet', depth=18, base_channels=32)
+
+
+@pytest.fixture
+def seeded_dirs(tmp_path):
+    """3 seeds each of a gated config and its plain twin (box mAP known),
+    a 4th gated seed without a twin, a seed of the twin that crashed
+    before its test, and a gated run of another lr (another group). The
+    configs are written next to the runs, as tools/finetune.py does."""
+    root = str(tmp_path / 'finetune')
+    for seed, (gated, base) in enumerate([(0.40, 0.39), (0.42, 0.405),
+                                          (0.41, 0.40)]):
+        _seeded_run(root, 'frcnn_skip', SKIP18, seed, gated)
+        _seeded_run(root, 'frcnn_base', BASE18, seed, base)
+    _seeded_run(root, 'frcnn_skip', SKIP18, 3, 0.50)
+    _seeded_run(root, 'frcnn_base', BASE18, 4, 0.30, test=False)
+    _seeded_run(root, 'frcnn_skip_lr', SKIP18, 0, 0.45, lr=0.01)
+    for name in ('frcnn_skip', 'frcnn_base'):
+        Config(dict(model=_cascade(SKIP18, 4))).dump(
+            osp.join(root, f'{name}.py'))
+    return root
+
+
+def test_seeded_runs_are_grouped_and_paired_by_seed(seeded_dirs, tmp_path):
+    report, paths = write_report(seeded_dirs, str(tmp_path / 'out'),
+                                 model_index=False)
+    # the folder holding the configs is not a run; every seed is
+    assert sorted(s.config for s in report.summaries) == sorted(
+        [f'frcnn_skip_seed{i}' for i in range(4)] +
+        [f'frcnn_base_seed{i}' for i in (0, 1, 2, 4)] +
+        ['frcnn_skip_lr_seed0'])
+    groups = {g.label: g for g in report.groups}
+    assert set(groups) == {'frcnn_skip', 'frcnn_base', 'frcnn_skip_lr'}
+    skip, base = groups['frcnn_skip'], groups['frcnn_base']
+    assert skip.seeds == [0, 1, 2, 3] and base.seeds == [0, 1, 2, 4]
+    # mean, std, t interval over the 4 complete gated seeds (in %)
+    st = skip.stats('box_mAP')
+    values = [40., 42., 41., 50.]
+    m = sum(values) / 4
+    sd = math.sqrt(sum((v - m)**2 for v in values) / 3)
+    half = 3.182446305284263 * sd / 2  # t(0.975, 3) sd / sqrt(4)
+    assert (st.n, st.mean, st.std) == pytest.approx((4, m, sd))
+    assert (st.low, st.high) == pytest.approx((m - half, m + half))
+    # the crashed seed 4 is listed, but left out of the statistics
+    assert base.stats('box_mAP').n == 3
+    assert base.notes == ['seed 4 (frcnn_base_seed4): no metrics, left out']
+    # another lr: a group of its own, with no plain twin to compare with
+    assert groups['frcnn_skip_lr'].notes == [
+        'no group of plain runs with the same config but the backbone: not '
+        'compared seed by seed']
+
+    # gated vs base over the seeds both have: 0, 1, 2
+    (gp, ) = report.group_pairs
+    assert (gp.gated.label, gp.base.label) == ('frcnn_skip', 'frcnn_base')
+    assert gp.seeds('box_mAP') == [0, 1, 2]
+    test = gp.test('box_mAP')
+    assert test.diffs == pytest.approx([1., 1.5, 1.])
+    assert test.t == pytest.approx(7.) and not test.includes_zero
+    assert test.p == pytest.approx(1 - 7 / math.sqrt(51))
+    # each seeded run is paired with the base run of its seed
+    pairs = {p.skip.config: p.base.config for p in report.pairs
+             if p.skip.config.startswith('frcnn_skip_seed')}
+    assert pairs == {'frcnn_skip_seed0': 'frcnn_base_seed0',
+                     'frcnn_skip_seed1': 'frcnn_base_seed1',
+                     'frcnn_skip_seed2': 'frcnn_base_seed2',
+                     'frcnn_skip_seed3': 'frcnn_base_seed0'}
+
+    md = open(paths['markdown']).read()
+    assert '## Seeded runs' in md and '## Gated vs base, paired by seed' \
+        in md
+    assert 'paired t-test (two-sided) on the per-seed differences gated - ' \
+        'base' in md
+    assert (f'| frcnn_skip | SkipResNet-18 (w32) | 0, 1, 2, 3 | {m:.2f} +- '
+            f'{sd:.2f} (n=4) | [{m - half:.2f}, {m + half:.2f}] |') in md
+    assert ('| det | frcnn_skip vs frcnn_base | box mAP | 0, 1, 2 | 41.00 | '
+            '39.83 | +1.17 | 0.29 | [0.45, 1.88] | 0.020 | gated better: '
+            'the interval excludes 0 |') in md
+    # mask mAP = box / 2: differences 0.5, 0.75, 0.5, same t
+    assert '| mask mAP | 0, 1, 2 | 20.50 | 19.92 | +0.58 |' in md
+    assert '- `frcnn_base`: seed 4 (frcnn_base_seed4): no metrics, left ' \
+        'out' in md
+
+    with open(paths['groups_csv'], newline='') as f:
+        rows = {(r['config'], r['metric']): r for r in csv.DictReader(f)}
+    row = rows[('frcnn_skip', 'box_mAP')]
+    assert (row['n'], row['seeds'], row['gated']) == ('4', '0 1 2 3', 'True')
+    assert float(row['ci_low']) == pytest.approx(m - half, abs=1e-4)
+    assert rows[('frcnn_skip_lr', 'box_mAP')]['std'] == ''
+    with open(paths['group_pairs_csv'], newline='') as f:
+        (row, _) = list(csv.DictReader(f))
+    assert (row['metric'], row['n'], row['seeds'], row['includes_zero']) == \
+        ('box_mAP', '3', '0 1 2', 'False')
+    assert float(row['p']) == pytest.approx(1 - 7 / math.sqrt(51), abs=1e-4)
+
+
+def test_seed_interval_including_zero_is_said_plainly(tmp_path):
+    root = str(tmp_path)
+    for seed, (gated, base) in enumerate([(0.50, 0.48), (0.48, 0.49)]):
+        _seeded_run(root, 'a_skip', SKIP18, seed, gated)
+        _seeded_run(root, 'a_base', BASE18, seed, base)
+    _seeded_run(root, 'b_skip', SKIP18, 0, 0.5, lr=0.1)
+    _seeded_run(root, 'b_base', BASE18, 0, 0.4, lr=0.1)
+    report = build_report(root, model_index=False)
+    tests = {gp.gated.label: gp.test('box_mAP') for gp in report.group_pairs}
+    assert tests['a_skip'].includes_zero
+    assert tests['a_skip'].mean == pytest.approx(0.5)
+    assert tests['b_skip'].n == 1 and tests['b_skip'].low is None
+    md = format_markdown(report)
+    assert '| +0.50 | 2.12 | [-18.56, 19.56] | 0.795 | the interval ' \
+        'includes 0: no difference shown with 2 seeds |' in md
+    assert '| +10.00 | - | - | - | one pair: no interval (train with ' \
+        '--seeds 2 or more) |' in md
+    out = load_tool('analysis/benchmark_report').main(
+        [root, '--out-dir', str(tmp_path / 'r'), '--no-model-index'])
+    assert len(out[0].groups) == 4

@@ -1,7 +1,6 @@
 """Bad input ends with one error naming the file, not a worker traceback."""
 import json
 import os.path as osp
-import shutil
 
 import pytest
 from mmengine.config import Config
@@ -13,14 +12,6 @@ from tests.helpers import coco_options, run_tool
 DET = 'configs/demo/cascade_rcnn_skipresnet18_demo.py'
 SEG = 'configs/demo/upernet_skipresnet18_demo.py'
 CLS = 'configs/demo/cls_skipresnet18_demo.py'
-
-
-@pytest.fixture
-def demo_copy(tiny_demo, tmp_path):
-    """A private copy of the tiny demo sets, free to break."""
-    dst = tmp_path / 'demo'
-    shutil.copytree(tiny_demo, dst)
-    return dst
 
 
 def _cfg(config, options):

@@ -8,6 +8,12 @@ paper values and the base / Skip pairs come from the metafiles
 (model-index.yml: mmgate's own by default, --model-index PATH for another,
 --no-model-index for none). See mmgate/analysis/report.py for what is read
 and how runs are matched and paired.
+
+Seeded runs (``randomness.seed``, e.g. ``tools/finetune.py --seeds K``)
+whose configs differ only in the seed are grouped: mean, standard deviation
+and 95 % t interval per metric (groups.csv), and each gated group is
+compared with its base group seed by seed: the paired t-test of gated -
+base, its 95 % interval, and whether that includes 0 (group_pairs.csv).
 """
 import argparse
 
@@ -57,7 +63,9 @@ def main(argv=None):
         model_index=False if args.no_model_index else args.model_index)
     with open(paths['markdown'], encoding='utf-8') as f:
         print(f.read())
-    print(f'{len(report.summaries)} runs, {len(report.pairs)} pairs; wrote')
+    print(f'{len(report.summaries)} runs, {len(report.pairs)} pairs, '
+          f'{len(report.groups)} seeded groups, {len(report.group_pairs)} '
+          'paired by seed; wrote')
     for kind, path in paths.items():
         print(f'  {kind}: {path}')
     return report, paths

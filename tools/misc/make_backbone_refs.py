@@ -60,14 +60,18 @@ CASES = {
 }
 
 
-def fill_state_dict(model: torch.nn.Module) -> dict:
+def fill_state_dict(model: torch.nn.Module, reference_key=None) -> dict:
     """Values for every entry of ``model``'s state dict, drawn from a seed
     in sorted key order (so they do not depend on module order): random
     weights (zero-init residual branches and unit norms would hide most of
-    the arithmetic), positive running variances."""
+    the arithmetic), positive running variances. ``reference_key(key)``
+    maps a key renamed on purpose to its name in the references, whose
+    order decides the values."""
     gen = torch.Generator().manual_seed(0)
+    rename = reference_key or (lambda key: key)
     state = {}
-    for key, ref in sorted(model.state_dict().items()):
+    for key, ref in sorted(model.state_dict().items(),
+                           key=lambda item: rename(item[0])):
         if not ref.is_floating_point():
             state[key] = ref.clone()
         elif key.endswith('running_var'):

@@ -13,13 +13,11 @@ any mmdet / mmseg config, or as ``load_from`` of an mmpretrain
 the original file directly and convert it on load.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 
-import torch
-
+from mmgate.fileio import (CheckpointError, read_local_checkpoint,
+                           save_torch_atomic)
 from mmgate.models.utils import convert_timm_checkpoint, detect_timm_layout
 
 
@@ -34,13 +32,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.src):
-        sys.exit(f'error: {args.src} does not exist')
     if osp.exists(args.dst) and not args.force:
         sys.exit(f'error: {args.dst} exists (use --force to overwrite)')
-    state = torch.load(args.src, map_location='cpu', weights_only=True)
+    try:
+        # the published files are plain state dicts: weights_only=True, and
+        # an empty, truncated or non-PyTorch file is one line naming it
+        state = read_local_checkpoint(args.src, map_location='cpu')
+    except CheckpointError as err:
+        sys.exit(f'error: {err}')
     if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
         state = state['state_dict']
+    if not isinstance(state, dict):
+        sys.exit(f'error: {args.src} holds a {type(state).__name__}, not a '
+                 'state dict')
     layout = detect_timm_layout(state)
     if layout is None:
         sys.exit(f'error: {args.src} is not a timm SkipResNet/SkipConvNeXt '
@@ -49,19 +53,10 @@ def main(argv=None):
         converted = convert_timm_checkpoint(state, layout)
     except ValueError as err:
         sys.exit(f'error: {args.src}: {err}')
-    out_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(out_dir, exist_ok=True)
-    # write next to dst, then rename: never leave a half-written file
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(dict(state_dict=converted,
-                        meta=dict(converted_from=osp.basename(args.src),
-                                  layout=layout)), tmp)
-        os.replace(tmp, args.dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    # written next to dst, then renamed: never a half-written file
+    save_torch_atomic(dict(state_dict=converted,
+                           meta=dict(converted_from=osp.basename(args.src),
+                                     layout=layout)), args.dst)
     print(f'{args.src} ({layout}, {len(converted)} tensors) -> {args.dst}')
 
 

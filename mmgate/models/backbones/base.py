@@ -1,15 +1,55 @@
 """What every mmgate backbone shares: ``frozen_stages`` / ``norm_eval`` in
-``train()`` and strict loading of ``init_cfg=dict(type='Pretrained')``
-(MMPretrain's ``BaseBackbone`` plays the same part)."""
+``train()``, strict loading of ``init_cfg=dict(type='Pretrained')``
+(MMPretrain's ``BaseBackbone`` plays the same part), and the defaults of the
+library the model is built for.
+
+The same ``type='mmgate.SkipResNet'`` is used in MMDetection,
+MMSegmentation and MMPretrain configs, whose own ResNets differ in their
+defaults (``norm_eval``: True in MMDetection, False in the other two;
+``out_indices``: (3, ) in MMPretrain; ``stem_channels``: ``base_channels``
+in MMDetection, 64 in the other two; ResNeXt ``groups``: 1 in MMDetection /
+MMSegmentation, 32 in MMPretrain) and in a few key names. Arguments left at
+None take the value of the *host* library: the MMEngine default scope the
+model is built under (every OpenMMLab config sets ``default_scope``; a
+Runner, ``init_default_scope`` or ``register_all_modules`` installs it).
+Built outside any scope, the backbones follow MMDetection.
+"""
 from typing import Iterable
 
 import torch.nn as nn
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
+from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils import load_if_pretrained
 
-__all__ = ['GatedBackbone', 'freeze_modules']
+__all__ = ['GatedBackbone', 'freeze_modules', 'host_library', 'HOST_DEFAULTS']
+
+# What each host library's own ResNet / ResNeXt defaults to.
+# (``stem_channels`` None: ``base_channels``.)
+HOST_DEFAULTS = {
+    'mmdet': dict(norm_eval=True, out_indices=(0, 1, 2, 3), stem_channels=None,
+                  resnext_groups=1),
+    'mmseg': dict(norm_eval=False, out_indices=(0, 1, 2, 3), stem_channels=64,
+                  resnext_groups=1),
+    'mmpretrain': dict(norm_eval=False, out_indices=(3, ), stem_channels=64,
+                       resnext_groups=32),
+}
+
+
+def host_library() -> str:
+    """``'mmdet'``, ``'mmseg'`` or ``'mmpretrain'``: the current MMEngine
+    default scope when it is one of them, otherwise ``'mmdet'``.
+
+    >>> from mmengine.registry import DefaultScope
+    >>> with DefaultScope.overwrite_default_scope('mmpretrain'):
+    ...     print(host_library())
+    mmpretrain
+    """
+    scope = DefaultScope.get_current_instance()
+    name = scope.scope_name if scope is not None else None
+    return name if name in HOST_DEFAULTS else 'mmdet'
 
 
 def freeze_modules(modules: Iterable[nn.Module]) -> None:
@@ -52,6 +92,13 @@ class GatedBackbone(BaseModule):
 
     def init_weights(self) -> None:
         """Random init from ``init_cfg``, or a strict load of a checkpoint
-        (mmgate or the authors' timm layout) for ``type='Pretrained'``."""
+        (mmgate or the authors' timm layout) for ``type='Pretrained'``; the
+        keys a backbone let the checkpoint lack are logged."""
+        self._fresh_keys = []
         if not load_if_pretrained(self):
             super().init_weights()
+        elif self._fresh_keys:
+            MMLogger.get_current_instance().warning(
+                f'{type(self).__name__}: {len(self._fresh_keys)} tensors not '
+                'in the checkpoint keep their initialisation: '
+                + ', '.join(self._fresh_keys))

@@ -24,8 +24,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_activation_layer, build_conv_layer, \
-    build_norm_layer
+from mmcv.cnn import (build_activation_layer, build_conv_layer,
+                      build_norm_layer, build_plugin_layer)
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor
@@ -206,14 +206,25 @@ class RoutedBlock(BaseModule):
         """The branch up to (not including) ``last_norm``."""
         raise NotImplementedError
 
+    def after_last_norm(self, y: Tensor) -> Tensor:
+        """What the branch does after ``last_norm`` (MMDetection's
+        ``after_conv3`` plugins); nothing by default."""
+        return y
+
+    @property
+    def acts_after_last_norm(self) -> bool:
+        """Whether :meth:`after_last_norm` changes ``y``."""
+        return False
+
     def residual(self, x: Tensor) -> Tensor:
         """The branch output ``y`` (before drop-path and the junction)."""
-        return self.last_norm(self.residual_pre_norm(x))
+        return self.after_last_norm(self.last_norm(self.residual_pre_norm(x)))
 
     def _branch(self, x: Tensor) -> Tuple[Tensor, Optional[AffineSource]]:
         """``y`` and, for a gated block ending in a BatchNorm, its affine
-        source (unless drop-path rescales ``y`` or no gradient is taken)."""
-        if self.last_norm is None:
+        source (unless drop-path or a plugin changes ``y`` after the norm, or
+        no gradient is taken)."""
+        if self.last_norm is None or self.acts_after_last_norm:
             return self.residual(x), None
         c = self.residual_pre_norm(x)
         y = self.last_norm(c)
@@ -264,6 +275,7 @@ class BasicBlock(RoutedBlock):
         norm_cfg (dict): Norm config. Defaults to BN.
         dcn (dict, optional): Not supported by the basic block.
         style (str): 'pytorch' or 'caffe'; no effect on a basic block.
+        plugins (list[dict], optional): Not supported by the basic block.
         **kwargs: :class:`RoutedBlock` arguments (``entry_index``,
             ``inbound_indices``, ``junction``, ``downsample`` ...).
 
@@ -288,10 +300,14 @@ class BasicBlock(RoutedBlock):
                  norm_cfg: dict = dict(type='BN'),
                  dcn: Optional[dict] = None,
                  style: str = 'pytorch',
+                 plugins: Optional[List[dict]] = None,
                  **kwargs) -> None:
         if dcn is not None:
             raise ValueError('dcn is not supported by BasicBlock (only by '
                              "Bottleneck's 3x3 conv)")
+        if plugins:
+            raise ValueError('plugins are not supported by BasicBlock (as in '
+                             'MMDetection: only bottlenecks take them)')
         super().__init__(**kwargs)
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
@@ -329,6 +345,11 @@ class Bottleneck(RoutedBlock):
         norm_cfg (dict): Norm config. Defaults to BN.
         dcn (dict, optional): Conv config of the 3x3 conv (DCN or any
             registered conv), as in MMDetection.
+        plugins (list[dict], optional): Plugin configs (ContextBlock,
+            NonLocal2d, GeneralizedAttention ...) each with a ``position``
+            (``after_conv1/2/3``) and an optional ``postfix``; named and
+            placed as in MMDetection's ``Bottleneck`` (after_conv3: after the
+            last norm, before the junction).
         **kwargs: :class:`RoutedBlock` arguments.
     """
     expansion = 4
@@ -345,6 +366,7 @@ class Bottleneck(RoutedBlock):
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
                  dcn: Optional[dict] = None,
+                 plugins: Optional[List[dict]] = None,
                  **kwargs) -> None:
         if style not in ('pytorch', 'caffe'):
             raise ValueError(
@@ -378,13 +400,39 @@ class Bottleneck(RoutedBlock):
             conv_cfg, width, planes * self.expansion, 1, bias=False)
         self.add_module(self.norm3_name, norm3)
         self.relu = nn.ReLU(inplace=True)
+        widths = dict(after_conv1=width, after_conv2=width,
+                      after_conv3=planes * self.expansion)
+        self.plugin_names = {position: [] for position in widths}
+        for plugin in plugins or ():
+            plugin = dict(plugin)
+            position = plugin.pop('position')
+            name, layer = build_plugin_layer(
+                plugin, in_channels=widths[position],
+                postfix=plugin.pop('postfix', ''))
+            if hasattr(self, name):
+                raise ValueError(f'duplicate plugin {name}: give each a '
+                                 'postfix')
+            self.add_module(name, layer)
+            self.plugin_names[position].append(name)
+
+    def _plugins(self, x: Tensor, position: str) -> Tensor:
+        for name in self.plugin_names[position]:
+            x = getattr(self, name)(x)
+        return x
+
+    def after_last_norm(self, y: Tensor) -> Tensor:
+        return self._plugins(y, 'after_conv3')
+
+    @property
+    def acts_after_last_norm(self) -> bool:
+        return bool(self.plugin_names['after_conv3'])
 
     norm1, norm2, norm3 = _norm(1), _norm(2), _norm(3)
     last_norm = _norm(3)
 
     def residual_pre_norm(self, x: Tensor) -> Tensor:
-        x = self.relu(self.norm1(self.conv1(x)))
-        x = self.relu(self.norm2(self.conv2(x)))
+        x = self._plugins(self.relu(self.norm1(self.conv1(x))), 'after_conv1')
+        x = self._plugins(self.relu(self.norm2(self.conv2(x))), 'after_conv2')
         return self.conv3(x)
 
 

@@ -23,7 +23,7 @@ from mmgate.registry import MODELS
 from ..layers import InboundRouter, dense_inbound_indices
 from .base import GatedBackbone, freeze_modules
 from .blocks import RoutedBlock, RoutedStage, build_junction
-from .skip_resnet import gate_cfg_of
+from .skip_resnet import gate_cfg_of, gate_norm_of
 
 __all__ = ['make_divisible', 'InvertedResidual', 'DenseMobileNetV2']
 
@@ -123,7 +123,8 @@ class DenseMobileNetV2(GatedBackbone):
         num_connections (int): N. Defaults to 4 (the paper's).
         pad_mode (str): 'masked' or 'paper' (``blocks.build_junction``).
         gate_reduction (int): Defaults to 4 (the paper's Dense-MobileNetV2).
-        gate_norm_cfg (dict): Norm inside the gates. Defaults to BN.
+        gate_norm_cfg (dict, optional): Norm inside the gates. Defaults to
+            ``norm_cfg`` when it is a BatchNorm, else BN (``gate_norm_of``).
         gate_act_cfg (dict): Activation inside the gates. Defaults to ReLU6.
         gate_lean (bool): Drop the dead softmax slot of block 0's gate.
         init_cfg (dict or list[dict], optional): Initialisation config.
@@ -156,7 +157,7 @@ class DenseMobileNetV2(GatedBackbone):
                  num_connections: int = 4,
                  pad_mode: str = 'masked',
                  gate_reduction: int = 4,
-                 gate_norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 gate_norm_cfg: Optional[dict] = None,
                  gate_act_cfg: dict = dict(type='ReLU6'),
                  gate_lean: bool = False,
                  init_cfg: Optional[dict] = [
@@ -191,8 +192,9 @@ class DenseMobileNetV2(GatedBackbone):
         self.with_cp = with_cp
         self.num_connections = num_connections
         self.pad_mode = pad_mode
-        gate_cfg = gate_cfg_of(gate_reduction, gate_norm_cfg, gate_act_cfg,
-                               gate_lean)
+        gate_cfg = gate_cfg_of(gate_reduction,
+                               gate_norm_cfg or gate_norm_of(norm_cfg),
+                               gate_act_cfg, gate_lean)
 
         in_channels = make_divisible(32 * widen_factor)
         self.conv1 = ConvModule(3, in_channels, 3, stride=2, padding=1,

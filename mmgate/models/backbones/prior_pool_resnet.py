@@ -95,8 +95,8 @@ class PriorPoolSkipResNet(SkipResNet):
 
 @MODELS.register_module()
 class PriorPoolSkipResNeXt(PriorPoolSkipResNet):
-    """SkipResNeXt (depth 50, 101, 152; ``groups`` default 32,
-    ``width_per_group`` 4) downsampling with guided pools; otherwise as
+    """SkipResNeXt (depth 50, 101, 152; ``groups`` / ``width_per_group`` as
+    :class:`SkipResNeXt`) downsampling with guided pools; otherwise as
     :class:`PriorPoolSkipResNet`.
 
     Example:
@@ -109,8 +109,8 @@ class PriorPoolSkipResNeXt(PriorPoolSkipResNet):
     """
 
     arch_settings = RESNEXT_ARCHS
-    family_args = POOL_ARGS + ('groups', 'width_per_group')
-    default_groups = 32
+    family_args = POOL_ARGS + ('groups', 'width_per_group', 'base_width')
+    resnext = True
 
 
 @MODELS.register_module()
@@ -157,9 +157,9 @@ class PriorPoolResNet(RoutedResNet):
 @MODELS.register_module()
 class PriorPoolResNeXt(PriorPoolResNet):
     """Plain ResNeXt (depth 50, 101, 152) downsampling with guided pools:
-    :class:`PriorPoolResNet` with ``groups`` (default 32) and
-    ``width_per_group`` (default 4) for the 3x3 convs."""
+    :class:`PriorPoolResNet` with ``groups`` / ``width_per_group`` (as
+    :class:`SkipResNeXt`) for the 3x3 convs."""
 
     arch_settings = RESNEXT_ARCHS
-    family_args = POOL_ARGS + ('groups', 'width_per_group')
-    default_groups = 32
+    family_args = POOL_ARGS + ('groups', 'width_per_group', 'base_width')
+    resnext = True

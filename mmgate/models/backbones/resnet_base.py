@@ -25,12 +25,12 @@ import re
 from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
-from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmcv.cnn import ConvModule, build_conv_layer, build_norm_layer
 from torch import Tensor
 
 from ..layers import (InboundRouter, build_prior_pool, dense_inbound_indices,
                       skip_inbound_indices)
-from .base import GatedBackbone, freeze_modules
+from .base import HOST_DEFAULTS, GatedBackbone, freeze_modules, host_library
 from .blocks import BasicBlock, Bottleneck, RoutedStage, build_junction
 
 __all__ = ['RoutedResNet', 'RESNET_ARCHS', 'RESNEXT_ARCHS', 'FAMILY_ARGS']
@@ -44,10 +44,12 @@ RESNET_ARCHS = {
 }
 RESNEXT_ARCHS = {depth: RESNET_ARCHS[depth] for depth in (50, 101, 152)}
 PATTERNS = ('skip', 'dense')
+PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
 POOL_PLACEMENTS = ('post', 'pre')
 # RoutedResNet's arguments beyond MMDetection's ResNet: a registered backbone
 # lets its users set only those it lists in ``family_args``.
-FAMILY_ARGS = ('groups', 'width_per_group', 'gate_cfg', 'pattern',
+FAMILY_ARGS = ('groups', 'width_per_group', 'base_width', 'gate_cfg',
+               'pattern',
                'num_connections', 'pad_mode', 'pool_cfg', 'pool_placement',
                'pool_stem', 'cifar_stem')
 
@@ -59,9 +61,18 @@ class RoutedResNet(GatedBackbone):
         depth (int): A key of ``arch_settings``.
         **MMDetection's ResNet arguments**: ``in_channels`` ...
             ``drop_path_rate``, documented with :class:`SkipResNet`.
+        plugins (list[dict], optional): MMDetection's block plugins
+            (``cfg``, ``position`` after_conv1/2/3, ``stages``), bottlenecks
+            only.
+        multi_grid (Sequence[int], optional): Dilations of the last stage's
+            blocks (MMSegmentation).
+        expansion (int, optional): MMPretrain's; only the blocks' own
+            expansion (4 or 1) is accepted.
         groups (int, optional): Cardinality of the bottleneck 3x3 convs
-            (ResNeXt). Defaults to the class's ``default_groups`` (1).
-        width_per_group (int): Width per group (ResNeXt). Defaults to 4.
+            (ResNeXt). Defaults to 1, or the host library's for ResNeXt
+            classes (``base.HOST_DEFAULTS``).
+        width_per_group (int, optional): Width per group (ResNeXt;
+            ``base_width`` is MMDetection's name). Defaults to 4.
         gate_cfg (dict, optional): ``reduction``, ``norm_cfg``, ``act_cfg``,
             ``lean`` of every block's Gate Module; None builds plain residual
             adds.
@@ -83,7 +94,8 @@ class RoutedResNet(GatedBackbone):
     arch_settings = RESNET_ARCHS
     # the FAMILY_ARGS a registered subclass's users may set
     family_args: Tuple[str, ...] = ()
-    default_groups = 1  # ResNeXt variants: 32
+    # ResNeXt variants: ``groups`` defaults to the host library's
+    resnext = False
     # unexpected ``fc.*`` keys (a torchvision classifier file) are allowed
     accepts_classifier_keys = False
 
@@ -104,22 +116,26 @@ class RoutedResNet(GatedBackbone):
                  num_stages: int = 4,
                  strides: Sequence[int] = (1, 2, 2, 2),
                  dilations: Sequence[int] = (1, 1, 1, 1),
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_indices: Optional[Sequence[int]] = None,
                  style: str = 'pytorch',
                  deep_stem: bool = False,
                  avg_down: bool = False,
                  frozen_stages: int = -1,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
-                 norm_eval: bool = True,
+                 norm_eval: Optional[bool] = None,
                  dcn: Optional[dict] = None,
                  stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                 plugins: Optional[List[dict]] = None,
+                 multi_grid: Optional[Sequence[int]] = None,
+                 expansion: Optional[int] = None,
                  with_cp: bool = False,
                  zero_init_residual: bool = True,
                  contract_dilation: bool = False,
                  drop_path_rate: float = 0.,
                  groups: Optional[int] = None,
-                 width_per_group: int = 4,
+                 width_per_group: Optional[int] = None,
+                 base_width: Optional[int] = None,
                  gate_cfg: Optional[dict] = None,
                  pattern: str = 'skip',
                  num_connections: int = 4,
@@ -130,10 +146,30 @@ class RoutedResNet(GatedBackbone):
                  cifar_stem: bool = False,
                  init_cfg=None) -> None:
         super().__init__(init_cfg)
-        groups = self.default_groups if groups is None else groups
+        host = host_library()
+        defaults = HOST_DEFAULTS[host]
+        if norm_eval is None:
+            norm_eval = defaults['norm_eval']
+        if out_indices is None:
+            out_indices = defaults['out_indices']
+        if stem_channels is None:
+            stem_channels = defaults['stem_channels'] or base_channels
+        if groups is None:
+            groups = defaults['resnext_groups'] if self.resnext else 1
+        if width_per_group is not None and base_width is not None \
+                and width_per_group != base_width:
+            raise ValueError(
+                'width_per_group (MMPretrain) and base_width (MMDetection) '
+                f'name the same thing; got {width_per_group} and {base_width}')
+        width_per_group = width_per_group or base_width or 4
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for {type(self).__name__}, '
                            f'choose from {sorted(self.arch_settings)}')
+        block_expansion = self.arch_settings[depth][0].expansion
+        if expansion is not None and expansion != block_expansion:
+            raise ValueError(
+                f'expansion={expansion} is not supported: the blocks of '
+                f'depth {depth} expand by {block_expansion}')
         assert 1 <= num_stages <= 4, \
             f'num_stages must be in [1, 4], got {num_stages}'
         assert len(strides) == len(dilations) == num_stages, \
@@ -176,6 +212,21 @@ class RoutedResNet(GatedBackbone):
                 raise TypeError(f'{name} must be a bool, got {flag!r}')
         if cifar_stem and deep_stem:
             raise ValueError('cifar_stem and deep_stem exclude each other')
+        if plugins is not None:
+            if not isinstance(plugins, (list, tuple)) or any(
+                    p.get('position') not in PLUGIN_POSITIONS or 'cfg' not in p
+                    or len(p.get('stages', ())) not in (0, num_stages)
+                    for p in plugins):
+                raise ValueError(
+                    'plugins must be a list of dict(cfg=..., position=one of '
+                    f'{PLUGIN_POSITIONS}, stages=<{num_stages} bools>), got '
+                    f'{plugins!r}')
+        if multi_grid is not None and \
+                len(multi_grid) != self.arch_settings[depth][1][num_stages - 1]:
+            raise ValueError(
+                f'multi_grid needs one dilation per block of the last stage '
+                f'({self.arch_settings[depth][1][num_stages - 1]}), got '
+                f'{tuple(multi_grid)}')
 
         self.depth = depth
         self.block, stage_blocks = self.arch_settings[depth]
@@ -193,6 +244,7 @@ class RoutedResNet(GatedBackbone):
         self.conv_cfg = conv_cfg
         self.norm_cfg = norm_cfg
         self.norm_eval = norm_eval
+        self.host = host
         self.pattern = pattern
         self.num_connections = num_connections
         self.pad_mode = pad_mode
@@ -206,6 +258,9 @@ class RoutedResNet(GatedBackbone):
         stem_pool = pool_cfg if (pool_stem and not cifar_stem) else None
         self._make_stem_layer(in_channels, self.stem_channels, stem_pool,
                               pool_placement)
+        # MMDetection / MMSegmentation keep avg_down's AvgPool in a stride-1
+        # projection too (``layer1.0.downsample.{0,1,2}``); MMPretrain not.
+        self.avg_down_at_stride_1 = avg_down and host != 'mmpretrain'
 
         expansion = self.block.expansion
         widths = [base_channels * 2**i * expansion for i in range(num_stages)]
@@ -238,6 +293,10 @@ class RoutedResNet(GatedBackbone):
             pool = build_prior_pool(
                 pool_cfg, inplanes if pool_placement == 'pre' else widths[i],
                 stride, stride, ceil_mode=True) if pooled else None
+            stage_plugins = [
+                dict(p['cfg'], position=p['position']) for p in plugins or ()
+                if not p.get('stages') or p['stages'][i]]
+            grid = multi_grid if i == num_stages - 1 else None
             blocks = []
             for j in range(num_blocks):
                 if gate_cfg is None:
@@ -253,9 +312,9 @@ class RoutedResNet(GatedBackbone):
                     inplanes=inplanes if j == 0 else widths[i],
                     planes=base_channels * 2**i,
                     stride=stride if (j == 0 and not pooled) else 1,
-                    dilation=(dilation // 2 if contract_dilation
-                              and dilation > 1 else dilation)
-                    if j == 0 else dilation,
+                    dilation=grid[j] if grid else
+                    (dilation // 2 if contract_dilation and dilation > 1
+                     else dilation) if j == 0 else dilation,
                     dcn=dcn if (dcn is not None and stage_with_dcn[i])
                     else None,
                     entry_index=entry,
@@ -266,6 +325,7 @@ class RoutedResNet(GatedBackbone):
                     drop_path_rate=rates[first + j],
                     pool=pool if j == 0 else None,
                     pool_placement=pool_placement,
+                    plugins=stage_plugins or None,
                     **block_args))
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, RoutedStage(*blocks))
@@ -287,7 +347,7 @@ class RoutedResNet(GatedBackbone):
             return None
         layers = []
         conv_stride = stride
-        if avg_down and stride != 1:
+        if avg_down and (stride != 1 or self.avg_down_at_stride_1):
             conv_stride = 1
             layers.append(nn.AvgPool2d(
                 kernel_size=stride, stride=stride, ceil_mode=True,
@@ -307,7 +367,18 @@ class RoutedResNet(GatedBackbone):
                          pool_cfg: Optional[dict], placement: str) -> None:
         """``conv1`` / ``bn1`` (or the deep ``stem``) and ``maxpool``, which
         holds the stem's guided pools when ``pool_cfg`` is given."""
-        if self.deep_stem:
+        if self.deep_stem and self.host == 'mmpretrain':
+            # MMPretrain's ResNetV1c/V1d layout: stem.{0,1,2}.{conv,bn}
+            mid = stem_channels // 2
+            self.stem = nn.Sequential(*[
+                ConvModule(cin, cout, 3, stride=stride, padding=1,
+                           conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                           inplace=True)
+                for cin, cout, stride in ((in_channels, mid, 2),
+                                          (mid, mid, 1),
+                                          (mid, stem_channels, 1))])
+            first_conv = self.stem[0].conv
+        elif self.deep_stem:
             mid = stem_channels // 2
             self.stem = nn.Sequential(
                 build_conv_layer(self.conv_cfg, in_channels, mid, 3, stride=2,
@@ -380,11 +451,22 @@ class RoutedResNet(GatedBackbone):
         """Keys a checkpoint may lack or have in excess: stages this
         backbone does not build (``num_stages < 4``), the guided pools (a
         plain network's weights lack them) and, where the class allows it,
-        a torchvision classifier's ``fc.*``."""
+        a torchvision classifier's ``fc.*``.
+
+        ``init_cfg=dict(type='Pretrained', checkpoint=..., new_gates=True)``
+        takes the trunk from a plain ResNet checkpoint (MMDetection's or
+        torchvision's keys): the gates may be missing and keep their
+        initialisation (listed in the log), and ``fc.*`` is ignored.
+        """
+        new_gates = isinstance(self.init_cfg, dict) and \
+            self.init_cfg.get('new_gates', False)
         if missing:
+            if new_gates and '.gate.' in key:
+                self._fresh_keys.append(key)
+                return True
             return key.startswith('maxpool.') or '.0.pool.' in key
         if key.startswith('fc.'):
-            return self.accepts_classifier_keys
+            return self.accepts_classifier_keys or new_gates
         stage = re.match(r'^layer(\d+)\.', key)
         return stage is not None and self.num_stages < int(stage[1]) <= 4
 

@@ -9,8 +9,9 @@ Unlike a plain ConvNeXt block (Liu et al., "A ConvNet for the 2020s", CVPR
 mixed with the stage's earlier outputs by the gate (LayerNorm + GELU inside,
 no activation after), with the Skip pattern of SkipResNet.
 """
+from functools import partial
 from itertools import chain
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -24,7 +25,35 @@ from .base import GatedBackbone, freeze_modules
 from .blocks import RoutedBlock, RoutedStage, build_junction
 from .skip_resnet import gate_cfg_of
 
-__all__ = ['ConvNeXtBlock', 'SkipConvNeXt']
+__all__ = ['GRN', 'ConvNeXtBlock', 'SkipConvNeXt']
+
+
+class GRN(nn.Module):
+    """Global Response Normalization of ConvNeXt V2 (Woo et al., "ConvNeXt
+    V2: Co-designing and Scaling ConvNets with Masked Autoencoders", CVPR
+    2023): ``x + gamma * x * N(x) + beta`` with ``N`` the spatial L2 norm of
+    each channel divided by its mean over channels. Parameters ``gamma`` and
+    ``beta`` (MMPretrain's names), zero at init.
+
+    Args:
+        channels (int): Channels C.
+        eps (float): Added to the mean norm. Defaults to 1e-6.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor, channel_dim: int = 1) -> Tensor:
+        """``x`` of shape (B, C, H, W) (``channel_dim=1``) or (B, H, W, C)
+        (``channel_dim=-1``)."""
+        spatial = (2, 3) if channel_dim == 1 else (1, 2)
+        gx = torch.norm(x, p=2, dim=spatial, keepdim=True)
+        nx = gx / (gx.mean(dim=channel_dim, keepdim=True) + self.eps)
+        shape = (1, -1, 1, 1) if channel_dim == 1 else (1, 1, 1, -1)
+        return self.gamma.view(shape) * (x * nx) + self.beta.view(shape) + x
 
 
 class ConvNeXtBlock(RoutedBlock):
@@ -37,6 +66,11 @@ class ConvNeXtBlock(RoutedBlock):
         norm_cfg (dict): Norm of the block. Defaults to LN2d, eps 1e-6.
         act_cfg (dict): MLP activation. Defaults to GELU.
         layer_scale_init_value (float): Initial layer scale ``gamma``.
+        linear_pw_conv (bool): Pointwise convs as ``nn.Linear`` on
+            channels-last maps (True) or 1x1 ``nn.Conv2d`` (False), as in
+            MMPretrain. Defaults to True.
+        use_grn (bool): A :class:`GRN` after the MLP activation (ConvNeXt
+            V2). Defaults to False.
         **kwargs: :class:`RoutedBlock` arguments (``entry_index``,
             ``inbound_indices``, ``junction``, ``drop_path_rate``,
             ``with_cp``).
@@ -48,23 +82,36 @@ class ConvNeXtBlock(RoutedBlock):
                  norm_cfg: dict = dict(type='LN2d', eps=1e-6),
                  act_cfg: dict = dict(type='GELU'),
                  layer_scale_init_value: float = 1e-6,
+                 linear_pw_conv: bool = True,
+                 use_grn: bool = False,
                  **kwargs) -> None:
         super().__init__(act_cfg=None, **kwargs)
+        self.linear_pw_conv = linear_pw_conv
         self.depthwise_conv = nn.Conv2d(
             channels, channels, 7, padding=3, groups=channels)
         self.norm = build_norm(norm_cfg, channels)
         mid_channels = int(mlp_ratio * channels)
-        self.pointwise_conv1 = nn.Linear(channels, mid_channels)
+        pw_conv = nn.Linear if linear_pw_conv else partial(nn.Conv2d,
+                                                           kernel_size=1)
+        self.pointwise_conv1 = pw_conv(channels, mid_channels)
         self.act = build_activation_layer(act_cfg)
-        self.pointwise_conv2 = nn.Linear(mid_channels, channels)
+        self.grn = GRN(mid_channels) if use_grn else None
+        self.pointwise_conv2 = pw_conv(mid_channels, channels)
         self.gamma = nn.Parameter(
             layer_scale_init_value * torch.ones(channels)) \
             if layer_scale_init_value > 0 else None
 
     def residual(self, x: Tensor) -> Tensor:
-        x = self.norm(self.depthwise_conv(x)).permute(0, 2, 3, 1)
-        x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
-        x = x.permute(0, 3, 1, 2)
+        x = self.norm(self.depthwise_conv(x))
+        channel_dim = 1
+        if self.linear_pw_conv:
+            x, channel_dim = x.permute(0, 2, 3, 1), -1
+        x = self.act(self.pointwise_conv1(x))
+        if self.grn is not None:
+            x = self.grn(x, channel_dim)
+        x = self.pointwise_conv2(x)
+        if self.linear_pw_conv:
+            x = x.permute(0, 3, 1, 2)
         if self.gamma is not None:
             x = x * self.gamma.view(1, -1, 1, 1)
         return x
@@ -75,12 +122,18 @@ class SkipConvNeXt(GatedBackbone):
     """SkipConvNeXt backbone, MMPretrain ConvNeXt interface.
 
     Args:
-        arch (str | dict): 'tiny', 'small', 'base', 'large', 'xlarge', or a
-            dict with ``depths`` and ``channels``. Defaults to 'tiny'.
+        arch (str | dict): 'atto', 'femto', 'pico', 'nano', 'tiny', 'small',
+            'base', 'large', 'xlarge', 'huge' (MMPretrain's), or a dict with
+            ``depths`` and ``channels``. Defaults to 'tiny'.
         in_channels (int): Input channels. Defaults to 3.
         stem_patch_size (int): Stem patch size. Defaults to 4.
         norm_cfg (dict): Norm config. Defaults to LN2d, eps 1e-6.
         act_cfg (dict): MLP activation. Defaults to GELU.
+        linear_pw_conv (bool): Pointwise convs as Linear layers (True) or
+            1x1 convs. Defaults to True.
+        use_grn (bool): Global Response Normalization in the blocks
+            (ConvNeXt V2; with ``layer_scale_init_value=0``). Defaults to
+            False.
         drop_path_rate (float): Stochastic depth, linear. Defaults to 0.
         layer_scale_init_value (float): Layer scale init. Defaults to 1e-6.
         out_indices (Sequence[int] | int): Returned stages (negative counts
@@ -90,7 +143,8 @@ class SkipConvNeXt(GatedBackbone):
         gap_before_final_norm (bool): Pool before the output norm
             (classification). Defaults to True.
         gate_reduction (int): Gate MLP reduction. Defaults to 8.
-        gate_norm_cfg (dict): Norm in the gates. Defaults to LN2d.
+        gate_norm_cfg (dict, optional): Norm in the gates. Defaults to
+            ``norm_cfg`` (LN2d; ``requires_grad`` follows it).
         gate_act_cfg (dict): Activation in the gates. Defaults to GELU.
         gate_lean (bool): Drop the dead slot of single-inbound gates.
         with_cp (bool): Gradient checkpointing. Defaults to False.
@@ -112,12 +166,17 @@ class SkipConvNeXt(GatedBackbone):
     """
 
     arch_settings = {
+        'atto': dict(depths=[2, 2, 6, 2], channels=[40, 80, 160, 320]),
+        'femto': dict(depths=[2, 2, 6, 2], channels=[48, 96, 192, 384]),
+        'pico': dict(depths=[2, 2, 6, 2], channels=[64, 128, 256, 512]),
+        'nano': dict(depths=[2, 2, 8, 2], channels=[80, 160, 320, 640]),
         'tiny': dict(depths=[3, 3, 9, 3], channels=[96, 192, 384, 768]),
         'small': dict(depths=[3, 3, 27, 3], channels=[96, 192, 384, 768]),
         'base': dict(depths=[3, 3, 27, 3], channels=[128, 256, 512, 1024]),
         'large': dict(depths=[3, 3, 27, 3], channels=[192, 384, 768, 1536]),
         'xlarge': dict(depths=[3, 3, 27, 3],
                        channels=[256, 512, 1024, 2048]),
+        'huge': dict(depths=[3, 3, 27, 3], channels=[352, 704, 1408, 2816]),
     }
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -125,13 +184,15 @@ class SkipConvNeXt(GatedBackbone):
                  stem_patch_size: int = 4,
                  norm_cfg: dict = dict(type='LN2d', eps=1e-6),
                  act_cfg: dict = dict(type='GELU'),
+                 linear_pw_conv: bool = True,
+                 use_grn: bool = False,
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = 0,
                  gap_before_final_norm: bool = True,
                  gate_reduction: int = 8,
-                 gate_norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 gate_norm_cfg: Optional[dict] = None,
                  gate_act_cfg: dict = dict(type='GELU'),
                  gate_lean: bool = False,
                  with_cp: bool = False,
@@ -173,8 +234,8 @@ class SkipConvNeXt(GatedBackbone):
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.gap_before_final_norm = gap_before_final_norm
-        gate_cfg = gate_cfg_of(gate_reduction, gate_norm_cfg, gate_act_cfg,
-                               gate_lean)
+        gate_cfg = gate_cfg_of(gate_reduction, gate_norm_cfg or norm_cfg,
+                               gate_act_cfg, gate_lean)
 
         rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.feature_info: List[dict] = []
@@ -197,6 +258,7 @@ class SkipConvNeXt(GatedBackbone):
                 blocks.append(ConvNeXtBlock(
                     channels, norm_cfg=norm_cfg, act_cfg=act_cfg,
                     layer_scale_init_value=layer_scale_init_value,
+                    linear_pw_conv=linear_pw_conv, use_grn=use_grn,
                     entry_index=j, inbound_indices=inbounds,
                     junction=build_junction(gate_cfg, channels,
                                             [channels] * len(inbounds)),

@@ -12,11 +12,34 @@ and meanings), and so is the weight layout of everything but the gates, plus
 is in ``mmgate/models/utils/timm_convert.py``. The body is
 :class:`~mmgate.models.backbones.resnet_base.RoutedResNet`.
 """
+from typing import Optional
+
+from torch.nn.modules.batchnorm import _BatchNorm
+
 from mmgate.registry import MODELS
 from .resnet_base import RESNEXT_ARCHS, RoutedResNet
 
-__all__ = ['gate_cfg_of', 'SkipResNet', 'SkipResNetV1c', 'SkipResNetV1d',
+__all__ = ['gate_cfg_of', 'gate_norm_of', 'SkipResNet', 'SkipResNetV1c', 'SkipResNetV1d',
            'SkipResNeXt']
+
+
+def gate_norm_of(norm_cfg: dict) -> dict:
+    """The gates' norm when ``gate_norm_cfg`` is not given: ``norm_cfg``
+    itself when it is a BatchNorm (BN, SyncBN, ...: type, momentum, eps and
+    ``requires_grad`` follow the backbone), else a BN with ``norm_cfg``'s
+    ``requires_grad`` (a GroupNorm over a pooled vector of a few channels
+    per group degenerates).
+
+    >>> gate_norm_of(dict(type='SyncBN', requires_grad=False))
+    {'type': 'SyncBN', 'requires_grad': False}
+    >>> gate_norm_of(dict(type='GN', num_groups=32))
+    {'type': 'BN', 'requires_grad': True}
+    """
+    kind = norm_cfg.get('type')
+    if isinstance(kind, str) and kind.endswith(('BN', 'BN1d', 'BN2d')) \
+            or isinstance(kind, type) and issubclass(kind, _BatchNorm):
+        return dict(norm_cfg)
+    return dict(type='BN', requires_grad=norm_cfg.get('requires_grad', True))
 
 
 def gate_cfg_of(reduction: int = 8,
@@ -61,7 +84,11 @@ class SkipResNet(RoutedResNet):
             stages (MMSegmentation). Defaults to False.
         drop_path_rate (float): Stochastic depth, linear over all blocks.
         gate_reduction (int): Gate MLP reduction. Defaults to 8.
-        gate_norm_cfg (dict): Norm inside the gates. Defaults to BN.
+        gate_norm_cfg (dict, optional): Norm inside the gates. Defaults to
+            ``norm_cfg`` when that is a BatchNorm (BN, SyncBN: type and
+            ``requires_grad`` follow), else BN (``gate_norm_of``). With one
+            image per device a training gate BN normalises with its running
+            statistics (``GateModule._norm``).
         gate_act_cfg (dict): Activation inside the gates. Defaults to ReLU.
         gate_lean (bool): Drop the dead softmax slot of single-inbound gates
             (breaks loading the published weights). Defaults to False.
@@ -87,12 +114,15 @@ class SkipResNet(RoutedResNet):
     def __init__(self,
                  depth: int,
                  gate_reduction: int = 8,
-                 gate_norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 gate_norm_cfg: Optional[dict] = None,
                  gate_act_cfg: dict = dict(type='ReLU'),
                  gate_lean: bool = False,
                  **kwargs) -> None:
         self.check_family_args(kwargs)
         kwargs.setdefault('pattern', 'skip')  # DenseResNet passes 'dense'
+        if gate_norm_cfg is None:
+            gate_norm_cfg = gate_norm_of(
+                kwargs.get('norm_cfg', dict(type='BN', requires_grad=True)))
         super().__init__(
             depth,
             gate_cfg=gate_cfg_of(gate_reduction, gate_norm_cfg, gate_act_cfg,
@@ -123,8 +153,11 @@ class SkipResNeXt(SkipResNet):
 
     Args:
         depth (int): 50, 101 or 152.
-        groups (int): Cardinality of the 3x3 convs. Defaults to 32.
-        width_per_group (int): Width of each group. Defaults to 4.
+        groups (int, optional): Cardinality of the 3x3 convs. Defaults to the
+            host library's: 1 in MMDetection / MMSegmentation, 32 in
+            MMPretrain (``backbones/base.py``).
+        width_per_group (int, optional): Width of each group (MMPretrain's
+            name; ``base_width`` is MMDetection's). Defaults to 4.
         **kwargs: Everything ``SkipResNet`` takes.
 
     Example:
@@ -138,5 +171,5 @@ class SkipResNeXt(SkipResNet):
     """
 
     arch_settings = RESNEXT_ARCHS
-    family_args = ('groups', 'width_per_group')
-    default_groups = 32
+    family_args = ('groups', 'width_per_group', 'base_width')
+    resnext = True

@@ -21,6 +21,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
 from mmcv.cnn import build_activation_layer
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -65,7 +67,9 @@ class GateModule(BaseModule):
             descriptors are taken before channel alignment (DenseResNet).
             Defaults to ``C * (1 + n)``.
         norm_cfg (dict): Norm after the first 1x1 conv. It sees 1x1 maps, so
-            BN statistics come from the batch alone. Defaults to BN.
+            BN statistics come from the batch alone; with a batch of one
+            image a BN uses its running statistics (``_norm``). Defaults to
+            BN.
         act_cfg (dict): Activation inside the MLP. Defaults to ReLU.
         lean (bool): Drop the dead softmax slot of a single-inbound gate
             (its weight is always 1). The published weights keep it, so the
@@ -130,6 +134,21 @@ class GateModule(BaseModule):
         self.record = False
         self.last_gates: Optional[Tuple[Tensor, Optional[Tensor]]] = None
 
+    def _norm(self, h: Tensor) -> Tensor:
+        """``self.norm(h)``, except for a BatchNorm training on a batch of one
+        image: a pooled vector has one value per channel, so there are no
+        batch statistics; it is normalised with the running ones (as in
+        eval mode, which the running statistics then keep following). The
+        backbone's own BNs see ``H * W`` values and need no such rule."""
+        norm = self.norm
+        if (h.size(0) == 1 and norm.training
+                and isinstance(norm, _BatchNorm)
+                and not isinstance(norm, nn.SyncBatchNorm)
+                and norm.track_running_stats):
+            return F.batch_norm(h, norm.running_mean, norm.running_var,
+                                norm.weight, norm.bias, False, 0., norm.eps)
+        return norm(h)
+
     def gate_weights(self, descriptor: Tensor) -> Tuple[Tensor, Tensor]:
         """Gate values from the concatenated descriptor.
 
@@ -141,7 +160,7 @@ class GateModule(BaseModule):
             weights of the inbounds, shape ``(B, n, C)`` (summing to 1 over
             ``n``).
         """
-        g = self.conv2(self.act(self.norm(self.conv1(descriptor))))
+        g = self.conv2(self.act(self._norm(self.conv1(descriptor))))
         g = g.view(g.size(0), self.num_slots, self.channels)
         gate_y = torch.sigmoid(g[:, 0])
         if self.num_inbounds == 1:

@@ -29,8 +29,9 @@ AffineSource = Tuple[Tensor, Tensor, Tensor]
 
 def _channel_dot(a: Tensor, b: Tensor) -> Tensor:
     """``(a * b).sum((2, 3))`` for (B, C, H, W) tensors, without building
-    ``a * b``."""
-    return torch.linalg.vecdot(a.flatten(2), b.flatten(2))
+    ``a * b``; ``b`` is cast to ``a``'s dtype (under autocast the gradient
+    and a saved map may differ in precision)."""
+    return torch.linalg.vecdot(a.flatten(2), b.flatten(2).to(a.dtype))
 
 
 class _GatedSum(torch.autograd.Function):

@@ -36,12 +36,16 @@ class LayerNorm2d(nn.LayerNorm):
 
 def build_norm(cfg: dict, num_channels: int) -> nn.Module:
     """A norm module from a config: ``LN2d`` (channels-first LayerNorm) is
-    built here, so that it does not depend on the default scope; anything
-    else goes through mmcv's ``build_norm_layer`` (BN, SyncBN, GN, LN ...).
+    built here, so that it does not depend on the default scope, and honours
+    ``requires_grad`` as mmcv does; anything else goes through mmcv's
+    ``build_norm_layer`` (BN, SyncBN, GN, LN ...).
     """
     cfg = dict(cfg)
     if cfg.get('type') == 'LN2d':
         cfg.pop('type')
-        cfg.pop('requires_grad', None)
-        return LayerNorm2d(num_channels, **cfg)
+        requires_grad = cfg.pop('requires_grad', True)
+        norm = LayerNorm2d(num_channels, **cfg)
+        for param in norm.parameters():
+            param.requires_grad = requires_grad
+        return norm
     return build_norm_layer(cfg, num_channels)[1]

@@ -5,8 +5,11 @@ logs what did not fit, so a wrong checkpoint silently leaves a backbone at its
 random init. mmgate's backbones load through :func:`load_pretrained_weights`
 instead: the file is read with ``weights_only=True`` (by
 ``mmgate.compat.read_checkpoint``, whether or not ``mmgate.compat.apply()``
-patched MMEngine), converted if it is one of the authors' timm files, and
-every missing, unexpected or mis-shaped key is an error that lists them.
+patched MMEngine; a missing, empty, truncated or non-PyTorch file, or one
+that needs code execution to unpickle, is a one-line
+``mmgate.fileio.CheckpointError`` naming it), converted if it is one of the
+authors' timm files, and every missing, unexpected or mis-shaped key is an
+error that lists them.
 """
 import re
 from typing import Dict, List

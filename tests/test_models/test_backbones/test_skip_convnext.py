@@ -85,8 +85,8 @@ def test_frozen_stages_and_with_cp():
 
 
 def test_bad_arch():
-    with pytest.raises(KeyError, match="invalid arch 'huge'"):
-        SkipConvNeXt(arch='huge')
+    with pytest.raises(KeyError, match="invalid arch 'giant'"):
+        SkipConvNeXt(arch='giant')
     with pytest.raises(KeyError, match='channels'):
         SkipConvNeXt(arch=dict(depths=[1, 1]))
     with pytest.raises(AssertionError, match='out_indices'):

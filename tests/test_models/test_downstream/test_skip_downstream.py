@@ -4,12 +4,11 @@ import copy
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from tests.helpers import det_batch
+from tests.helpers import det_batch, stock_config
 
 BACKBONES = {
     'skipresnet': (dict(type='mmgate.SkipResNet', depth=18, base_channels=16,
@@ -25,15 +24,6 @@ BACKBONES = {
                           gap_before_final_norm=False),
                      [16, 32, 64, 128]),
 }
-
-
-def stock_config(ref):
-    """``Config.fromfile`` for ``mmdet::path`` (the packaged .mim configs)."""
-    import importlib
-    import os.path as osp
-    package, path = ref.split('::')
-    root = osp.dirname(importlib.import_module(package).__file__)
-    return Config.fromfile(osp.join(root, '.mim', 'configs', path))
 
 
 def _train_step(model, data, optim_cfg):
