@@ -17,7 +17,6 @@ Built outside any scope, the backbones follow MMDetection.
 from typing import Iterable
 
 import torch.nn as nn
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -92,13 +91,6 @@ class GatedBackbone(BaseModule):
 
     def init_weights(self) -> None:
         """Random init from ``init_cfg``, or a strict load of a checkpoint
-        (mmgate or the authors' timm layout) for ``type='Pretrained'``; the
-        keys a backbone let the checkpoint lack are logged."""
-        self._fresh_keys = []
+        (mmgate or the authors' timm layout) for ``type='Pretrained'``."""
         if not load_if_pretrained(self):
             super().init_weights()
-        elif self._fresh_keys:
-            MMLogger.get_current_instance().warning(
-                f'{type(self).__name__}: {len(self._fresh_keys)} tensors not '
-                'in the checkpoint keep their initialisation: '
-                + ', '.join(self._fresh_keys))

@@ -462,7 +462,6 @@ class RoutedResNet(GatedBackbone):
             self.init_cfg.get('new_gates', False)
         if missing:
             if new_gates and '.gate.' in key:
-                self._fresh_keys.append(key)
                 return True
             return key.startswith('maxpool.') or '.0.pool.' in key
         if key.startswith('fc.'):

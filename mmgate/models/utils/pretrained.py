@@ -129,6 +129,12 @@ def load_pretrained_weights(model: nn.Module, init_cfg: dict,
         raise ValueError('\n'.join(lines))
     model.load_state_dict({k: v for k, v in state.items() if k in own},
                           strict=False)
+    kept = [k for k in own if k not in state
+            and not k.endswith('num_batches_tracked')]
+    if kept:
+        MMLogger.get_current_instance().warning(
+            f'{type(model).__name__}: {len(kept)} tensors not in the '
+            f'checkpoint keep their initialisation: ' + ', '.join(kept))
     MMLogger.get_current_instance().info(
         f'{type(model).__name__}: loaded {len(own)} tensors from {filename}')
 
