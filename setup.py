@@ -17,7 +17,7 @@ import os.path as osp
 import shutil
 import sys
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 MIM_FILES = ('model-index.yml', 'configs', 'tools')
 
@@ -60,6 +60,15 @@ def add_mim_extension():
             shutil.copyfile(src, dst)
 
 
+# The fused junction's CPU kernel (mmgate/ops/fused_junction.py): plain C,
+# no torch headers, loaded through ctypes. Optional: without a compiler the
+# package installs and the gates run on the eager PyTorch path (logged).
+FUSED_JUNCTION = Extension(
+    'mmgate.ops._fused_junction',
+    sources=['mmgate/ops/csrc/fused_junction.c'],
+    extra_compile_args=['-O3', '-g0', '-std=gnu99'],
+    optional=True)
+
 add_mim_extension()
 setup(
     name='mmgate',
@@ -78,6 +87,7 @@ setup(
             '.mim/tools/**/*.py', '.mim/tools/**/*.sh'
         ]
     },
+    ext_modules=[FUSED_JUNCTION],
     python_requires='>=3.8',
     install_requires=[
         'torch>=1.13',

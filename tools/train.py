@@ -46,7 +46,9 @@ def parse_args(argv=None):
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic-mixed-precision training (needs CUDA)')
+        help='enable automatic-mixed-precision training: fp16 with '
+        "dynamic loss scaling on CUDA (MMEngine's AmpOptimWrapper), bf16 "
+        'autocast on a CPU (mmgate.CPUAmpOptimWrapper)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -193,11 +195,17 @@ def main(argv=None):
 
     if args.amp:
         import torch
-        if not torch.cuda.is_available():
-            sys.exit('train.py: error: --amp needs a CUDA device '
-                     "(MMEngine's AmpOptimWrapper)")
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:
+            # MMEngine's AmpOptimWrapper needs CUDA / NPU / MLU; on a CPU,
+            # bf16 autocast (fp32's exponent range: no loss scaling)
+            from mmgate.engine import CPUAmpOptimWrapper  # noqa: F401
+            cfg.optim_wrapper.type = 'mmgate.CPUAmpOptimWrapper'
+            cfg.optim_wrapper.pop('loss_scale', None)
+            print('train.py: --amp without CUDA: bf16 autocast on the CPU '
+                  '(mmgate.CPUAmpOptimWrapper)', file=sys.stderr, flush=True)
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' in cfg and \

@@ -20,7 +20,7 @@ linear bias 1 per output element, ReLU 2 and sigmoid 4 per element,
 add / sub / mul / div 1 per output element (``addcmul`` 2), softmax
 ``3n - 1`` per n inputs, max pooling ``k*k - 1`` and average pooling
 ``k*k`` per output element, ``mean`` (global pooling) 1 per input element,
-mmgate's fused junction ``_GatedSum`` (an autograd Function, opaque to the
+mmgate's fused junction ``_FusedJunction`` (an autograd Function, opaque to the
 trace) ``1 + 2n`` per output element;
 GELU 1 per element (how the authors' ONNX graph counted GELU and layer norm
 is not known: ConvNeXt comes out ~1.7 % below the table).
@@ -176,9 +176,10 @@ def _pool(minus: int):
 
 
 def _gated_sum(inputs, outputs):
-    """mmgate's fused junction (``layers/gated_sum.py``, an autograd
-    Function the trace cannot look into): ``y * a`` (1 per element) plus
-    one ``addcmul`` (2 per element) per inbound; ``n`` from the weights
+    """mmgate's fused junction (``mmgate/ops/junction.py``, an autograd
+    Function the trace cannot look into; traced blocks pass it the branch
+    output, no folded norm or ReLU): ``y * a`` (1 per element) plus one
+    ``addcmul`` (2 per element) per inbound; ``n`` from the weights
     ``(B, n, C)``, the only 3-d input."""
     from mmengine.analysis.jit_handles import get_shape
     n = next((get_shape(v)[1] for v in inputs
@@ -203,7 +204,7 @@ def reference_op_handles() -> Dict[str, Callable]:
         'aten::softmax': _softmax,
         'aten::max_pool2d': _pool(1),
         'aten::avg_pool2d': _pool(0),
-        'prim::PythonOp._GatedSum': _gated_sum,
+        'prim::PythonOp._FusedJunction': _gated_sum,
     }
     for op in ('add', 'sub', 'mul', 'div'):
         handles[f'aten::{op}'] = _elementwise(1, op)

@@ -190,7 +190,12 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
 
     Returns:
         dict: ``{mode: {name: {'median': s, 'times': [...], 'cpu_median':
-        s, 'cpu_times': [...]}}}`` (wall clock and process CPU time).
+        s, 'cpu_times': [...], 'user_median': s, 'sys_median': s,
+        'minor_faults_median': n}}}`` (wall clock, process CPU time, and
+        its split into user and system time with the minor page faults per
+        step: system time that grows with the faults is the kernel mapping
+        and zeroing fresh pages for the allocator, i.e. memory traffic the
+        FLOPs do not show).
     """
     device = opts['device']
     steps = {(name, mode): make_step(m, mode, opts)
@@ -201,6 +206,7 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
     _sync(device)
     times = {key: [] for key in steps}
     cpu_times = {key: [] for key in steps}
+    usage = {key: [] for key in steps}  # (user s, sys s, minor faults)
     names = list(models)
     for r in range(opts['repeats']):
         order = names if r % 2 == 0 else names[::-1]
@@ -209,20 +215,29 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
                 step = steps[(name, mode)]
                 _sync(device)
                 t0, c0 = time.perf_counter(), time.process_time()
+                r0 = resource.getrusage(resource.RUSAGE_SELF)
                 for _ in range(opts['iters']):
                     step()
                 _sync(device)
-                times[(name, mode)].append(
-                    (time.perf_counter() - t0) / opts['iters'])
+                r1 = resource.getrusage(resource.RUSAGE_SELF)
+                n = opts['iters']
+                times[(name, mode)].append((time.perf_counter() - t0) / n)
                 cpu_times[(name, mode)].append(
-                    (time.process_time() - c0) / opts['iters'])
+                    (time.process_time() - c0) / n)
+                usage[(name, mode)].append(
+                    ((r1.ru_utime - r0.ru_utime) / n,
+                     (r1.ru_stime - r0.ru_stime) / n,
+                     (r1.ru_minflt - r0.ru_minflt) / n))
     out = {}
     for key, ts in times.items():
         name, mode = key
         out.setdefault(mode, {})[name] = dict(
             median=statistics.median(ts), times=ts,
             cpu_median=statistics.median(cpu_times[key]),
-            cpu_times=cpu_times[key])
+            cpu_times=cpu_times[key],
+            user_median=statistics.median(u[0] for u in usage[key]),
+            sys_median=statistics.median(u[1] for u in usage[key]),
+            minor_faults_median=statistics.median(u[2] for u in usage[key]))
     return out
 
 
@@ -392,7 +407,9 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
     result = dict(options=dict(opts), models=dict(base=base_cfg,
                                                   skip=skip_cfg),
                   params=params, torch=torch.__version__,
-                  threads=torch.get_num_threads(), modes={})
+                  threads=torch.get_num_threads(),
+                  junction_kernel=_kernel_status(),
+                  allocator=preloaded_allocator(), modes={})
     jobs = [(base_cfg if name == 'base' else skip_cfg, mode, opts)
             for mode in modes for name in ('base', 'skip')]
     # CUDA: one process at a time (they would share the device)
@@ -403,10 +420,14 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
         entry = {}
         for name in ('base', 'skip'):
             t = timing[mode][name]['median']
+            tm = timing[mode][name]
             entry[name] = dict(time_s=t, images_per_s=opts['batch'] / t,
-                               times=timing[mode][name]['times'],
-                               cpu_time_s=timing[mode][name]['cpu_median'],
-                               cpu_times=timing[mode][name]['cpu_times'])
+                               times=tm['times'],
+                               cpu_time_s=tm['cpu_median'],
+                               cpu_times=tm['cpu_times'],
+                               user_s=tm['user_median'],
+                               sys_s=tm['sys_median'],
+                               minor_faults=tm['minor_faults_median'])
             if memory:
                 mem = next(mems)
                 entry[name]['peak_mb'] = mem['peak_bytes'] / 2**20
@@ -438,6 +459,25 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
     return result
 
 
+def _kernel_status() -> str:
+    from mmgate.ops import kernel_status
+    return kernel_status()
+
+
+def preloaded_allocator() -> str:
+    """The malloc this process runs with: a preloaded jemalloc / tcmalloc /
+    mimalloc (``LD_PRELOAD``, seen in ``/proc/self/maps``), else glibc."""
+    try:
+        with open('/proc/self/maps') as f:
+            maps = f.read()
+    except OSError:
+        return 'unknown'
+    for name in ('jemalloc', 'tcmalloc', 'mimalloc'):
+        if f'lib{name}' in maps:
+            return name
+    return 'glibc'
+
+
 def format_results(res: Dict) -> str:
     """Markdown table of ``benchmark()``'s result."""
     o = res['options']
@@ -445,8 +485,11 @@ def format_results(res: Dict) -> str:
         f"batch {o['batch']}, {o['size']}x{o['size']}, device "
         f"{o['device']} ({res['threads']} threads), channels_last "
         f"{o['channels_last']}, AMP {o['amp']}, compile {o['compile']}, "
-        f"torch {res['torch']}; median of {o['repeats']} x {o['iters']} "
-        'interleaved steps', '',
+        f"torch {res['torch']}, norm_eval "
+        f"{'model default' if o['norm_eval'] is None else o['norm_eval']}, "
+        f"malloc {res.get('allocator', 'unknown')}, fused junction kernel "
+        f"{res.get('junction_kernel', 'unknown')}; median of "
+        f"{o['repeats']} x {o['iters']} interleaved steps", '',
         f"params: base {res['params']['base'] / 1e6:.2f}M, Skip "
         f"{res['params']['skip'] / 1e6:.2f}M", '',
         '| measure | base | Skip | Skip / base |', '|---|---|---|---|'
@@ -461,6 +504,18 @@ def format_results(res: Dict) -> str:
                 f"| {names[mode]} CPU time (ms) | "
                 f"{b['cpu_time_s'] * 1e3:.1f} | {s['cpu_time_s'] * 1e3:.1f} "
                 f"| {e['ratio']['cpu_time']:.3f}x |")
+            if 'user_s' in b:
+                lines.append(
+                    f"| {names[mode]} user / system time (ms) | "
+                    f"{b['user_s'] * 1e3:.0f} / {b['sys_s'] * 1e3:.0f} | "
+                    f"{s['user_s'] * 1e3:.0f} / {s['sys_s'] * 1e3:.0f} | "
+                    + (f"{s['sys_s'] / b['sys_s']:.2f}x system |"
+                       if b['sys_s'] >= 1e-3 else '- |'))
+                lines.append(
+                    f"| {names[mode]} minor page faults per step | "
+                    f"{b['minor_faults']:.0f} | {s['minor_faults']:.0f} | "
+                    + (f"{s['minor_faults'] / b['minor_faults']:.2f}x |"
+                       if b['minor_faults'] >= 1 else '- |'))
         lines.append(f"| {names[mode]} images/s | {b['images_per_s']:.2f} | "
                      f"{s['images_per_s']:.2f} | "
                      f"{s['images_per_s'] / b['images_per_s']:.3f}x |")

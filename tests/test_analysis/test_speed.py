@@ -83,3 +83,30 @@ def test_options_and_literals():
                                    out_indices=(3, ), x=dict(a=1))
     with pytest.raises(Exception, match='literal'):
         parse_model_literal("__import__('os').system('true')")
+
+
+def test_tool_reports_both_norm_eval_settings_and_the_time_split(capsys):
+    from tests.helpers import load_tool
+    tool = load_tool('analysis/benchmark_speed')
+    res = tool.main([
+        '--base', repr(BASE), '--skip', repr(SKIP), '--batch', '2',
+        '--size', '32', '--warmup', '0', '--iters', '1', '--repeats', '1',
+        '--no-memory', '--modes', 'train'
+    ])
+    out = capsys.readouterr().out
+    assert [r['options']['norm_eval'] for r in res['runs']] == [True, False]
+    assert 'norm_eval True' in out and 'norm_eval False' in out
+    assert out.count('| training step user / system time (ms) |') == 2
+    assert out.count('| training step minor page faults per step |') == 2
+    assert 'fused junction kernel loaded' in out
+    for run in res['runs']:
+        base = run['modes']['train']['base']
+        assert base['user_s'] + base['sys_s'] > 0
+        assert base['minor_faults'] >= 0
+
+
+def test_allocator_must_exist():
+    from tests.helpers import load_tool
+    tool = load_tool('analysis/benchmark_speed')
+    with pytest.raises(SystemExit, match='no such file'):
+        tool.main(['--allocator', '/nonexistent/libjemalloc.so.2'])

@@ -8,10 +8,24 @@
 
 Times are medians of interleaved repeats (base, Skip, Skip, base, ...);
 peak memory is measured per model and mode in a fresh process. See
-mmgate/analysis/speed.py for the method.
+mmgate/analysis/speed.py for the method. By default both models run once
+with ``norm_eval=True`` (MMDetection's default: frozen BN statistics) and
+once with ``norm_eval=False`` (BN in training mode, as in ImageNet
+training), one table each; the CPU time is split into user and system
+time with the page faults per step (a system share that grows with the
+faults means the machine spends the step mapping fresh memory).
+
+    # the same under another malloc (the process re-executes itself with
+    # LD_PRELOAD; memory workers inherit it):
+    python tools/analysis/benchmark_speed.py \
+        --allocator /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+    # the gates' eager PyTorch path instead of the fused C kernel:
+    python tools/analysis/benchmark_speed.py --eager-junction
 """
 import argparse
 import json
+import os
+import sys
 
 import mmgate.compat
 from mmgate.analysis.speed import (PRESETS, BenchOptions, benchmark,
@@ -36,9 +50,17 @@ def parse_args(argv=None):
                         help='autocast (bf16 on CPU, fp16 on CUDA)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the models')
-    parser.add_argument('--norm-eval', choices=['default', 'true', 'false'],
-                        default='default',
-                        help='override both models\' norm_eval')
+    parser.add_argument('--norm-eval',
+                        choices=['both', 'default', 'true', 'false'],
+                        default='both',
+                        help="both models' norm_eval: 'both' runs true and "
+                        "false (default), 'default' keeps the models' own")
+    parser.add_argument('--allocator', default=None,
+                        help='path of a malloc library to preload '
+                        '(libjemalloc.so.2, libtcmalloc_minimal.so.4)')
+    parser.add_argument('--eager-junction', action='store_true',
+                        help='run the gates on the eager PyTorch path, not '
+                        'the fused C kernel')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--iters', type=int, default=2,
                         help='steps per timing sample')
@@ -53,26 +75,51 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def preload(allocator: str, argv) -> None:
+    """Re-execute this tool with ``allocator`` preloaded (once)."""
+    if not os.path.isfile(allocator):
+        sys.exit(f'benchmark_speed.py: error: --allocator {allocator}: no '
+                 'such file')
+    if allocator in os.environ.get('LD_PRELOAD', '').split(':'):
+        return
+    env = dict(os.environ, LD_PRELOAD=allocator)
+    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__),
+                               *(sys.argv[1:] if argv is None else argv)],
+              env)
+
+
 def main(argv=None):
     # a model's init_cfg may load a checkpoint: mmgate's compat fixes first
     mmgate.compat.apply()
     args = parse_args(argv)
+    if args.allocator:
+        preload(args.allocator, argv)
+    if args.eager_junction:
+        # the flag must reach the memory workers too
+        os.environ['MMGATE_FUSED_JUNCTION'] = '0'
     base, skip = PRESETS[args.preset]
     base, skip = args.base or base, args.skip or skip
-    opts = BenchOptions(
-        batch=args.batch, size=args.size, channels=args.channels,
-        device=args.device, channels_last=args.channels_last, amp=args.amp,
-        compile=args.compile, warmup=args.warmup, iters=args.iters,
-        repeats=args.repeats, threads=args.threads,
-        norm_eval=None if args.norm_eval == 'default' else
-        args.norm_eval == 'true')
-    res = benchmark(base, skip, opts, modes=args.modes,
-                    memory=not args.no_memory)
-    print(f'base: {base}\nSkip: {skip}\n')
-    print(format_results(res))
+    settings = dict(both=[True, False], default=[None], true=[True],
+                    false=[False])[args.norm_eval]
+    print(f'base: {base}\nSkip: {skip}')
+    results = []
+    for norm_eval in settings:
+        opts = BenchOptions(
+            batch=args.batch, size=args.size, channels=args.channels,
+            device=args.device, channels_last=args.channels_last,
+            amp=args.amp, compile=args.compile, warmup=args.warmup,
+            iters=args.iters, repeats=args.repeats, threads=args.threads,
+            norm_eval=norm_eval)
+        res = benchmark(base, skip, opts, modes=args.modes,
+                        memory=not args.no_memory)
+        print()
+        print(format_results(res))
+        results.append(res)
+    res = results[0] if len(results) == 1 else dict(runs=results)
     if args.profile:
         for mode in args.modes:
-            prof = profile_step(skip, opts, mode)
+            prof = profile_step(
+                skip, BenchOptions(**results[-1]['options']), mode)
             print(f"\nSkip {mode} step profiled: {prof['step_s'] * 1e3:.1f} "
                   f"ms, of which GateModule forwards "
                   f"{prof['gate_forward_s'] * 1e3:.1f} ms "

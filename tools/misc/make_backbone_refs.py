@@ -10,6 +10,15 @@ and the arithmetic. Regenerate only on purpose (a deliberate change of
 layout or numbers), with the code whose behaviour is the reference::
 
     python tools/misc/make_backbone_refs.py tests/data/backbone_refs.pt
+
+``--fp64`` writes the float64 references instead
+(``tests/data/backbone_refs_fp64.pt``): the outputs in both modes and the
+gradients of a training step (:func:`gradients`, fingerprinted per
+parameter by :func:`fingerprint`), for seeded weights. In float64 rounding
+no longer hides behind the tolerance, so a change of arithmetic (a fused
+kernel, a folded norm) is checked to about 1e-9 even where float32 is
+ill-conditioned (BatchNorm over two samples). The float64 references were
+written with the code before the fused junction (commit 59f7e51).
 """
 import argparse
 
@@ -101,6 +110,45 @@ def run(model: torch.nn.Module, x: torch.Tensor) -> dict:
     return dict(out_eval=out_eval, out_train=out_train)
 
 
+def fingerprint(grad: torch.Tensor) -> torch.Tensor:
+    """Three numbers that change with any change of ``grad``: its sum, its
+    L1 norm and its projection on a seeded random tensor of its shape."""
+    gen = torch.Generator().manual_seed(4)
+    r = torch.randn(grad.shape, generator=gen, dtype=grad.dtype)
+    return torch.stack([grad.sum(), grad.abs().sum(), (grad * r).sum()])
+
+
+def gradients(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """Parameter fingerprints and the input gradient of one training-mode
+    step on ``loss = sum_i <out_i, r_i>`` (seeded ``r_i``)."""
+    model.train()
+    torch.manual_seed(2)
+    x = x.clone().requires_grad_(True)
+    outs = model(x)
+    gen = torch.Generator().manual_seed(3)
+    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
+               for o in outs)
+    loss.backward()
+    grads = {k: fingerprint(p.grad) for k, p in model.named_parameters()
+             if p.grad is not None}
+    grads['input'] = x.grad
+    return grads
+
+
+def make_fp64(case: dict) -> dict:
+    """Float64 outputs (eval, train) and gradients of a seeded build."""
+    import mmgate.models  # noqa: F401
+    from mmgate.registry import MODELS
+
+    def build():
+        model = MODELS.build(dict(case, type='mmgate.' + case['type']))
+        model.load_state_dict(fill_state_dict(model), strict=True)
+        return model.double()
+
+    x = make_input(case).double()
+    return dict(**run(build(), x), grads=gradients(build(), x))
+
+
 def make(case: dict) -> dict:
     import mmgate.models  # noqa: F401
     from mmgate.registry import MODELS
@@ -113,9 +161,12 @@ def make(case: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('out')
+    parser.add_argument('--fp64', action='store_true',
+                        help='float64 outputs and gradient fingerprints')
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the tests run: the same reduction order
-    refs = {name: make(case) for name, case in CASES.items()}
+    fn = make_fp64 if args.fp64 else make
+    refs = {name: fn(case) for name, case in CASES.items()}
     torch.save(refs, args.out)
     print(f'wrote {len(refs)} references to {args.out}')
 

@@ -12,6 +12,10 @@ with ``y`` the branch output, the inbounds handed over by an
 :class:`~mmgate.models.layers.InboundRouter`, ``out_act`` a ReLU (ResNets) or
 nothing (ConvNeXt, MobileNetV2), and ``post`` an optional downsampling pool
 (guided-pooling ResNets, which may also pool the block input: ``enter``).
+When the branch ends in a plain BatchNorm, a gate is handed the norm's
+input and the norm itself, and computes the BatchNorm, drop-path, the gated
+sum and the ReLU in one pass (``mmgate.ops.fused_junction``): ``y`` is never
+materialised.
 
 :class:`RoutedBlock` writes the interface the router relies on down once;
 :class:`BasicBlock` and :class:`Bottleneck` are MMDetection's ResNet
@@ -31,18 +35,18 @@ from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 
 from ..layers import GateModule, InboundRouter, padding_mask
-from ..layers.gated_sum import AffineSource
+from ..layers.norm import foldable_batchnorm
 
-__all__ = ['ResidualAdd', 'build_junction', 'batchnorm_affine',
-           'RoutedBlock', 'BasicBlock', 'Bottleneck',
-           'RoutedStage']
+__all__ = ['ResidualAdd', 'build_junction', 'RoutedBlock', 'BasicBlock',
+           'Bottleneck', 'RoutedStage']
 
 
 class ResidualAdd(nn.Module):
     """The junction of a plain residual block: ``y + shortcut``.
 
     It reads one inbound, the block's own entry (its projected input), and
-    has no parameters.
+    has no parameters. It takes the arguments of a gate's ``forward``
+    (``norm``, ``scale``, ``relu``) and applies them as plain ops.
     """
     gated = False
     num_inbounds = 1
@@ -53,8 +57,15 @@ class ResidualAdd(nn.Module):
 
     def forward(self, y: Tensor, inbounds: Sequence[Tensor],
                 descriptors: Optional[Sequence[Tensor]] = None,
-                y_source: Optional[AffineSource] = None) -> Tensor:
-        return y + inbounds[0]
+                norm: Optional[nn.Module] = None,
+                scale: Optional[Tensor] = None,
+                relu: bool = False) -> Tensor:
+        if norm is not None:
+            y = norm(y)
+        if scale is not None:
+            y = y * scale.view(-1, 1, 1, 1).to(y.dtype)
+        out = y + inbounds[0]
+        return out.relu_() if relu else out
 
 
 def build_junction(gate_cfg: Optional[dict], channels: int,
@@ -83,27 +94,6 @@ def build_junction(gate_cfg: Optional[dict], channels: int,
                       **gate_cfg)
 
 
-def batchnorm_affine(norm: nn.Module,
-                     c: Tensor) -> Optional[Tuple[Tensor, Tensor, Tensor]]:
-    """``(c, scale, shift)`` with ``norm(c) == c * scale + shift`` when
-    ``norm`` is a plain (non-synchronised) BatchNorm; None otherwise.
-
-    In training mode the batch statistics are computed again here (one
-    reduction over ``c``), in eval mode the running ones are used. The
-    result only serves the gate's backward pass (see ``gated_sum``).
-    """
-    if type(norm) is not nn.BatchNorm2d or not norm.affine:
-        return None
-    with torch.no_grad():
-        if norm.training or not norm.track_running_stats:
-            var, mean = torch.var_mean(c, dim=(0, 2, 3), unbiased=False)
-        else:
-            mean, var = norm.running_mean, norm.running_var
-        scale = norm.weight * torch.rsqrt(var + norm.eps)
-        shift = norm.bias - mean * scale
-    return c, scale.to(c.dtype), shift.to(c.dtype)
-
-
 def _norm(i: int) -> property:
     """The norm built with ``postfix=i`` (``bn{i}``, ``gn{i}`` ...), under
     MMDetection's name ``norm{i}``."""
@@ -117,8 +107,7 @@ class RoutedBlock(BaseModule):
 
     Subclasses build their branch and define either ``residual(x)``, or
     ``residual_pre_norm(x)`` and ``last_norm`` when the branch ends in a
-    norm (a BatchNorm's input then stands in for ``y`` in the gate's
-    backward pass, ``gated_sum``).
+    norm (a gate then folds a plain BatchNorm into its fused junction).
 
     Args:
         entry_index (int): Position of the block's entry in its router's
@@ -220,19 +209,50 @@ class RoutedBlock(BaseModule):
         """The branch output ``y`` (before drop-path and the junction)."""
         return self.after_last_norm(self.last_norm(self.residual_pre_norm(x)))
 
-    def _branch(self, x: Tensor) -> Tuple[Tensor, Optional[AffineSource]]:
-        """``y`` and, for a gated block ending in a BatchNorm, its affine
-        source (unless drop-path or a plugin changes ``y`` after the norm, or
-        no gradient is taken)."""
-        if self.last_norm is None or self.acts_after_last_norm:
-            return self.residual(x), None
-        c = self.residual_pre_norm(x)
-        y = self.last_norm(c)
-        source = None
-        if self.reads_descriptors and torch.is_grad_enabled() and not (
-                self.training and isinstance(self.drop_path, DropPath)):
-            source = batchnorm_affine(self.last_norm, c)
-        return y, source
+    def _traced(self) -> bool:
+        """Under TorchScript / ONNX tracing or ``torch.compile`` the block
+        runs its parts one by one (the FLOP counters see the norm and the
+        activation as before, and exporters see plain ops)."""
+        return torch.jit.is_tracing() or torch.compiler.is_compiling() or \
+            torch.onnx.is_in_onnx_export()
+
+    def _drop_path_scale(self, y: Tensor) -> Optional[Tensor]:
+        """``(B, )`` drop-path factors ``mask / keep_prob`` of this forward
+        (mmcv's ``drop_path``, the same random numbers), or None."""
+        if not (self.training and isinstance(self.drop_path, DropPath)
+                and self.drop_path.drop_prob > 0):
+            return None
+        keep = 1 - self.drop_path.drop_prob
+        shape = (y.size(0), ) + (1, ) * (y.dim() - 1)
+        mask = (keep + torch.rand(shape, dtype=y.dtype, device=y.device))
+        return mask.floor_().div_(keep).flatten()
+
+    def _junction_forward(self, x: Tensor, inbounds: Sequence[Tensor],
+                          descriptors: Optional[Sequence[Tensor]]) -> Tensor:
+        """Branch and junction. A gate ending a branch whose last norm is a
+        plain BatchNorm takes the norm's input and folds the norm, the
+        drop-path factor and the ReLU into its one-pass junction
+        (``mmgate.ops.fused_junction``); otherwise the branch output is
+        computed first."""
+        junction = self.junction
+        traced = self._traced()
+        norm = None
+        if self.last_norm is not None and self.reads_descriptors and \
+                not self.acts_after_last_norm and not traced:
+            c = self.residual_pre_norm(x)
+            if foldable_batchnorm(self.last_norm, c):
+                y, norm = c, self.last_norm
+            else:
+                y = self.after_last_norm(self.last_norm(c))
+        else:
+            y = self.residual(x)
+        if traced:
+            out = junction(self.drop_path(y), inbounds, descriptors)
+            return self.out_act(out)
+        relu = isinstance(self.out_act, nn.ReLU)
+        out = junction(y, inbounds, descriptors, norm=norm,
+                       scale=self._drop_path_scale(y), relu=relu)
+        return out if relu else self.out_act(out)
 
     def forward(self, x: Tensor, inbounds: Sequence[Tensor],
                 descriptors: Optional[Sequence[Tensor]] = None) -> Tensor:
@@ -248,16 +268,13 @@ class RoutedBlock(BaseModule):
         n = len(inbounds)
 
         def _inner_forward(x, *maps):
-            y, source = self._branch(x)
-            return self.junction(self.drop_path(y), maps[:n], maps[n:] or None,
-                                 y_source=source)
+            return self._junction_forward(x, maps[:n], maps[n:] or None)
 
         maps = (*inbounds, *(descriptors or ()))
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, *maps, use_reentrant=False)
         else:
             out = _inner_forward(x, *maps)
-        out = self.out_act(out)
         if self.pool_placement == 'post':
             out = self.pool(out)
         return out

@@ -1,12 +1,17 @@
-"""Channels-first LayerNorm, as ConvNeXt uses it on (B, C, H, W) maps."""
+"""Channels-first LayerNorm, as ConvNeXt uses it on (B, C, H, W) maps, and a
+BatchNorm folded into the per-plane affine map a gated junction applies."""
+from typing import Optional, Tuple
+
+import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmgate.ops import plane_moments
 from mmgate.registry import MODELS
 
-__all__ = ['LayerNorm2d', 'build_norm']
+__all__ = ['LayerNorm2d', 'build_norm', 'foldable_batchnorm', 'fold_batchnorm']
 
 
 @MODELS.register_module('LN2d')
@@ -49,3 +54,57 @@ def build_norm(cfg: dict, num_channels: int) -> nn.Module:
             param.requires_grad = requires_grad
         return norm
     return build_norm_layer(cfg, num_channels)[1]
+
+
+def foldable_batchnorm(norm: nn.Module, c: Tensor) -> bool:
+    """Whether :func:`fold_batchnorm` computes ``norm(c)``: a plain affine
+    ``nn.BatchNorm2d`` (not SyncBN, GN ...) on a float32 / float64 map with
+    more than one value per channel."""
+    return (type(norm) is nn.BatchNorm2d and norm.affine
+            and c.dtype in (torch.float32, torch.float64)
+            and c.numel() > c.size(1))
+
+
+def fold_batchnorm(norm: nn.BatchNorm2d,
+                   c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """A BatchNorm as ``norm(c) == c * scale + shift`` per channel, without
+    computing ``norm(c)``, plus the mean of every (sample, channel) plane of
+    ``c`` (the global descriptor of ``norm(c)`` is
+    ``means * scale + shift``).
+
+    Training mode uses the batch statistics and updates the running ones
+    exactly as ``nn.BatchNorm2d`` does (momentum, or the cumulative average
+    with ``momentum=None``; unbiased running variance); eval mode uses the
+    running statistics. Gradients reach ``c`` (through the statistics and
+    the plane means), ``weight`` and ``bias``.
+
+    Returns:
+        tuple: ``scale`` and ``shift`` of shape ``(C, )``, ``means`` of shape
+        ``(N, C)``.
+    """
+    batch_stats = norm.training or not norm.track_running_stats
+    means, var_nc = plane_moments(c, with_var=batch_stats)
+    if batch_stats:
+        mean = means.mean(0)
+        var = var_nc.mean(0) + (means - mean).square().mean(0)
+        if norm.training and norm.track_running_stats:
+            _update_running_stats(norm, mean.detach(), var.detach(),
+                                  c.numel() // c.size(1))
+    else:
+        mean, var = norm.running_mean, norm.running_var
+    scale = norm.weight * torch.rsqrt(var + norm.eps)
+    shift = norm.bias - mean * scale
+    return scale.to(c.dtype), shift.to(c.dtype), means
+
+
+def _update_running_stats(norm: nn.BatchNorm2d, mean: Tensor, var: Tensor,
+                          count: int) -> None:
+    """``nn.BatchNorm2d``'s running-statistics update for one batch."""
+    norm.num_batches_tracked.add_(1)
+    factor: Optional[float] = norm.momentum
+    if factor is None:  # cumulative moving average
+        factor = 1.0 / float(norm.num_batches_tracked)
+    with torch.no_grad():
+        norm.running_mean.lerp_(mean.to(norm.running_mean.dtype), factor)
+        norm.running_var.lerp_(
+            (var * (count / (count - 1))).to(norm.running_var.dtype), factor)

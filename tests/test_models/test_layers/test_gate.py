@@ -85,35 +85,6 @@ def test_gate_gradients_reach_all_inputs():
     assert gate.conv1.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize('with_source', [False, True])
-def test_gated_sum_gradients_match_autograd(with_source):
-    from mmgate.models.layers.gated_sum import gated_sum
-    torch.manual_seed(1)
-    c = torch.randn(2, 6, 4, 5, dtype=torch.float64, requires_grad=True)
-    scale = torch.rand(6, dtype=torch.float64) + 0.5
-    shift = torch.randn(6, dtype=torch.float64)
-    gate_y = torch.rand(2, 6, dtype=torch.float64, requires_grad=True)
-    weights = torch.rand(2, 3, 6, dtype=torch.float64, requires_grad=True)
-    xs = [torch.randn(2, 6, 4, 5, dtype=torch.float64, requires_grad=True)
-          for _ in range(3)]
-
-    def fn(c, gate_y, weights, *xs):
-        y = c * scale.view(1, 6, 1, 1) + shift.view(1, 6, 1, 1)
-        source = (c, scale, shift) if with_source else None
-        return gated_sum(y, gate_y, weights, xs, source)
-
-    def reference(c, gate_y, weights, *xs):
-        y = c * scale.view(1, 6, 1, 1) + shift.view(1, 6, 1, 1)
-        out = y * gate_y[..., None, None]
-        for k, x in enumerate(xs):
-            out = out + weights[:, k, :, None, None] * x
-        return out
-
-    torch.testing.assert_close(fn(c, gate_y, weights, *xs),
-                               reference(c, gate_y, weights, *xs))
-    assert torch.autograd.gradcheck(fn, (c, gate_y, weights, *xs))
-
-
 def test_block_with_batchnorm_source_matches_plain_autograd():
     """The memory-saving path (BatchNorm input kept instead of y) gives the
     gradients of the plain formula, in train and eval mode."""

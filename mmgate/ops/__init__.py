@@ -1,0 +1,4 @@
+"""Operators with their own kernels: the fused gated junction."""
+from .junction import fused_junction, kernel_status, plane_moments, use_kernel
+
+__all__ = ['fused_junction', 'plane_moments', 'kernel_status', 'use_kernel']
