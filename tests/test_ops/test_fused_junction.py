@@ -215,9 +215,10 @@ def test_block_equals_definition(cls, training, drop_path_rate, with_cp):
 
 
 @pytest.mark.parametrize('training', [True, False])
-@pytest.mark.parametrize('drop_path_rate', [0., 0.5])
-def test_block_gradcheck(training, drop_path_rate):
-    block = _block(Bottleneck, drop_path_rate).train(training)
+@pytest.mark.parametrize('drop_path_rate,with_cp', [(0., False), (0.5, False),
+                                                    (0.5, True)])
+def test_block_gradcheck(training, drop_path_rate, with_cp):
+    block = _block(Bottleneck, drop_path_rate, with_cp).train(training)
     x = torch.randn(2, 16, 4, 4, **F64, requires_grad=True)
     x1 = torch.randn(2, 16, 4, 4, **F64, requires_grad=True)
 
@@ -255,3 +256,30 @@ def test_eval_block_output_reuses_the_branch_memory():
     with torch.no_grad():
         out = block(x, [x, torch.randn_like(x)])
     assert out.data_ptr() == seen['ptr']
+
+
+def test_threads_work_in_a_forked_child(monkeypatch):
+    """The kernel's worker threads do not survive a fork; a child (e.g. a
+    data-loader worker that runs a model) starts its own. The maps are
+    small enough that PyTorch's own ops stay single-threaded (GNU OpenMP
+    is not usable in a forked child once the parent ran parallel regions),
+    and the kernel is told to use its threads even so."""
+    import multiprocessing as mp
+    monkeypatch.setattr(junction, '_PARALLEL_MIN_NUMEL', 0)
+    c, A, B, W, xs = _inputs(2, shape=(2, 4, 16, 16), dtype=torch.float32,
+                             grad=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fused_junction(c, A, B, W, xs)  # the parent's pool exists
+        assert junction._pool is not None
+        with mp.get_context('fork').Pool(1) as pool:
+            out = pool.apply_async(_child_run, (c, A, B, W, xs)).get(30)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(out, _reference(c, A, B, W, xs, False))
+
+
+def _child_run(c, A, B, W, xs):
+    junction._PARALLEL_MIN_NUMEL = 0
+    return fused_junction(c, A, B, W, xs)

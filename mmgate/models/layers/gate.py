@@ -28,7 +28,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmgate.registry import MODELS
-from mmgate.ops import fused_junction
+from mmgate.ops import fused_junction, plane_moments
 from .norm import build_norm, fold_batchnorm, foldable_batchnorm
 
 __all__ = ['GateModule', 'gate_hidden_channels', 'global_descriptor']
@@ -45,11 +45,14 @@ def gate_hidden_channels(channels: int, reduction: int) -> int:
 
 def global_descriptor(x: Tensor) -> Tensor:
     """Global average pool to ``(B, C, 1, 1)``; half precision inputs are
-    accumulated in fp32."""
+    accumulated in fp32. Its gradient reaches ``x`` as a broadcast view
+    (``plane_moments``), not as a full-size map."""
     if x.dtype in (torch.float16, torch.bfloat16):
         return x.mean(dim=(2, 3), keepdim=True,
                       dtype=torch.float32).to(x.dtype)
-    return x.mean(dim=(2, 3), keepdim=True)
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return x.mean(dim=(2, 3), keepdim=True)  # FLOP counters, exporters
+    return plane_moments(x, with_var=False)[0].view(*x.shape[:2], 1, 1)
 
 
 @MODELS.register_module()

@@ -42,7 +42,7 @@ PyMODINIT_FUNC PyInit__fused_junction(void) {
   return PyModule_Create(&mg_module);
 }
 
-int mg_junction_abi_version(void) { return 2; }
+int mg_junction_abi_version(void) { return 3; }
 
 #define DEFINE_KERNELS(T, SUFFIX)                                             \
   MG_TARGETS void mg_junction_fwd_##SUFFIX(                                   \
@@ -142,5 +142,42 @@ int mg_junction_abi_version(void) { return 2; }
     }                                                                         \
   }
 
+#define DEFINE_MOMENTS(T, SUFFIX)                                             \
+  /* Mean and (biased) variance of every plane, two passes over a plane     \
+   * that stays in cache: sum c, then sum (c - mean)^2. */                   \
+  MG_TARGETS void mg_plane_moments_##SUFFIX(int64_t p0, int64_t p1,         \
+                                            int64_t hw, const T *c,          \
+                                            T *mean, T *var) {               \
+    for (int64_t p = p0; p < p1; ++p) {                                       \
+      const T *cp = c + p * hw;                                               \
+      double s = 0;                                                           \
+      for (int64_t i0 = 0; i0 < hw; i0 += BLOCK)                              \
+        s += mg_dot_##SUFFIX(cp + i0, NULL, hw - i0 < BLOCK ? hw - i0 : BLOCK); \
+      const double m = s / (double)hw;                                        \
+      mean[p] = (T)m;                                                         \
+      if (!var) continue;                                                     \
+      const T mt = (T)m;                                                      \
+      double q = 0;                                                           \
+      for (int64_t i0 = 0; i0 < hw; i0 += BLOCK) {                            \
+        const int64_t n = hw - i0 < BLOCK ? hw - i0 : BLOCK;                  \
+        T acc[LANES] = {0};                                                   \
+        int64_t i = 0;                                                        \
+        for (; i + LANES <= n; i += LANES)                                    \
+          for (int j = 0; j < LANES; ++j) {                                   \
+            const T d = cp[i0 + i + j] - mt;                                  \
+            acc[j] += d * d;                                                  \
+          }                                                                   \
+        for (; i < n; ++i) {                                                  \
+          const double d = (double)cp[i0 + i] - m;                            \
+          q += d * d;                                                         \
+        }                                                                     \
+        for (int j = 0; j < LANES; ++j) q += acc[j];                          \
+      }                                                                       \
+      var[p] = (T)(q / (double)hw);                                           \
+    }                                                                         \
+  }
+
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
+DEFINE_MOMENTS(float, f32)
+DEFINE_MOMENTS(double, f64)

@@ -74,7 +74,11 @@ def test_torch_compile_captures_the_gated_backbone():
     model.zero_grad()
     ref = model(x)
     sum(o.square().mean() for o in ref).backward()
+    # compiled, a block runs its parts one by one (BatchNorm, gate, ReLU);
+    # eagerly the BatchNorm is folded into the fused junction: float32
+    # rounding differs (the float64 equality is in test_backbone_refs.py)
     for a, b in zip(outs, ref):
-        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     for n, p in model.named_parameters():
-        torch.testing.assert_close(grads[n], p.grad, msg=n)
+        torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-5,
+                                   msg=n)
