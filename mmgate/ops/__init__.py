@@ -1,4 +1,8 @@
 """Operators with their own kernels: the fused gated junction."""
-from .junction import fused_junction, kernel_status, plane_moments, use_kernel
+from .junction import (capturing_graph, fused_junction, kernel_status,
+                       plane_moments, use_kernel)
 
-__all__ = ['fused_junction', 'plane_moments', 'kernel_status', 'use_kernel']
+__all__ = [
+    'fused_junction', 'plane_moments', 'kernel_status', 'use_kernel',
+    'capturing_graph'
+]

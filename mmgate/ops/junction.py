@@ -46,7 +46,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ['fused_junction', 'plane_moments', 'kernel_status', 'use_kernel']
+__all__ = ['fused_junction', 'plane_moments', 'kernel_status', 'use_kernel',
+           'capturing_graph']
 
 _lib = None
 _lib_error: Optional[str] = None
@@ -138,12 +139,18 @@ class use_kernel:
         _enabled = self.previous
 
 
+def capturing_graph() -> bool:
+    """Whether a graph is being captured (TorchScript tracing, ONNX export,
+    ``torch.compile`` / ``torch.export``): then the gates run their parts as
+    plain PyTorch ops, which exporters can read and FLOP counters count."""
+    return (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.compiler.is_compiling()
+            or torch.onnx.is_in_onnx_export())
+
+
 def _kernel_applies(tensors: Sequence[Tensor]) -> bool:
     global _warned
-    if not _enabled:
-        return False
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or \
-            torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+    if not _enabled or capturing_graph():
         return False
     first = tensors[0]
     if len(tensors) - 4 > _MAX_K:
@@ -227,19 +234,14 @@ def _backward_kernel(ctx, grad, c, out, A, W, inbounds):
     s1 = torch.empty(planes, **f64) if need[1] else None
     sk = torch.empty(k, planes, **f64) if need[3] else None
     Wt = W.transpose(0, 1).contiguous()
-    threads = max(1, min(torch.get_num_threads(), planes))
-    scratch = torch.empty(threads, _BLOCK, dtype=c.dtype)
     fn = getattr(lib, f'mg_junction_bwd_{_suffix(c)}')
     xs, dx_ptrs = _ptr_array(inbounds), _ptr_array(dxs)
-    slots = iter(range(threads))
-    lock = threading.Lock()
 
     def run(p0, p1):
-        with lock:
-            slot = next(slots)
+        scratch = torch.empty(_BLOCK, dtype=c.dtype)  # one per thread
         fn(p0, p1, planes, hw, k, int(ctx.relu), _ptr(grad), _ptr(out),
            _ptr(c), _ptr(A), xs, _ptr(Wt), _ptr(dc), dx_ptrs, _ptr(s0),
-           _ptr(s1), _ptr(sk), _ptr(scratch[slot]))
+           _ptr(s1), _ptr(sk), _ptr(scratch))
 
     _run_planes(run, planes, c.numel())
     dtype = c.dtype
@@ -300,10 +302,10 @@ class _FusedJunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         c, out, A, W, *inbounds = ctx.saved_tensors
-        kernel = ctx.kernel and _kernel_applies([grad.contiguous(), c])
-        bwd = _backward_kernel if kernel else _backward_eager
-        if kernel:
+        if ctx.kernel:
             grad = grad.contiguous()
+        kernel = ctx.kernel and _kernel_applies([grad, c])
+        bwd = _backward_kernel if kernel else _backward_eager
         dc, dA, dB, dW, dxs = bwd(ctx, grad, c, out, A, W, inbounds)
         return (dc, dA, dB, dW, None, *dxs)
 

@@ -34,6 +34,7 @@ from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 
+from mmgate.ops import capturing_graph
 from ..layers import GateModule, InboundRouter, padding_mask
 from ..layers.norm import foldable_batchnorm
 
@@ -209,13 +210,6 @@ class RoutedBlock(BaseModule):
         """The branch output ``y`` (before drop-path and the junction)."""
         return self.after_last_norm(self.last_norm(self.residual_pre_norm(x)))
 
-    def _traced(self) -> bool:
-        """Under TorchScript / ONNX tracing or ``torch.compile`` the block
-        runs its parts one by one (the FLOP counters see the norm and the
-        activation as before, and exporters see plain ops)."""
-        return torch.jit.is_tracing() or torch.compiler.is_compiling() or \
-            torch.onnx.is_in_onnx_export()
-
     def _drop_path_scale(self, y: Tensor) -> Optional[Tensor]:
         """``(B, )`` drop-path factors ``mask / keep_prob`` of this forward
         (mmcv's ``drop_path``, the same random numbers), or None."""
@@ -235,7 +229,9 @@ class RoutedBlock(BaseModule):
         (``mmgate.ops.fused_junction``); otherwise the branch output is
         computed first."""
         junction = self.junction
-        traced = self._traced()
+        # a captured graph (tracing, export, torch.compile) gets the parts
+        # one by one: FLOP counters see the norm and the activation
+        traced = capturing_graph()
         norm = None
         if self.last_norm is not None and self.reads_descriptors and \
                 not self.acts_after_last_norm and not traced:

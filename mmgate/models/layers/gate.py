@@ -28,7 +28,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmgate.registry import MODELS
-from mmgate.ops import fused_junction, plane_moments
+from mmgate.ops import capturing_graph, fused_junction, plane_moments
 from .norm import build_norm, fold_batchnorm, foldable_batchnorm
 
 __all__ = ['GateModule', 'gate_hidden_channels', 'global_descriptor']
@@ -50,7 +50,7 @@ def global_descriptor(x: Tensor) -> Tensor:
     if x.dtype in (torch.float16, torch.bfloat16):
         return x.mean(dim=(2, 3), keepdim=True,
                       dtype=torch.float32).to(x.dtype)
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if capturing_graph():
         return x.mean(dim=(2, 3), keepdim=True)  # FLOP counters, exporters
     return plane_moments(x, with_var=False)[0].view(*x.shape[:2], 1, 1)
 
@@ -163,7 +163,7 @@ class GateModule(BaseModule):
             weights of the inbounds, shape ``(B, n, C)`` (summing to 1 over
             ``n``).
         """
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        if capturing_graph():
             # the convs as such: FLOP counters and exporters see conv ops
             g = self.conv2(self.act(self._norm(self.conv1(descriptor))))
         else:
