@@ -283,3 +283,35 @@ def test_threads_work_in_a_forked_child(monkeypatch):
 def _child_run(c, A, B, W, xs):
     junction._PARALLEL_MIN_NUMEL = 0
     return fused_junction(c, A, B, W, xs)
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(type='SkipResNet', depth=18, base_channels=8),
+    dict(type='SkipResNet', depth=50, base_channels=8),
+    dict(type='DenseResNet', depth=50, base_channels=8),
+    dict(type='DenseMobileNetV2', widen_factor=0.25),
+])
+def test_mmcv_fuse_conv_bn_keeps_the_outputs(cfg):
+    """MMDetection's deploy step (``fuse_conv_bn``, also in its test.py)
+    folds every BN into the conv before it: the branch's last BN (the
+    junction then takes the conv output as it is) and the gate MLP's
+    (its first matrix product then has a bias)."""
+    from mmcv.cnn import fuse_conv_bn
+    from mmgate.registry import MODELS
+    model = MODELS.build(dict(cfg, type='mmgate.' + cfg['type'])).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2)
+            nn.init.normal_(m.weight)
+            nn.init.normal_(m.bias)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        fused = fuse_conv_bn(model)
+        assert not any(isinstance(m, nn.BatchNorm2d)
+                       for m in fused.modules())
+        out = fused(x)
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4,
+                                   atol=1e-5 * b.abs().max().item())

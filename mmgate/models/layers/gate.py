@@ -169,7 +169,8 @@ class GateModule(BaseModule):
         else:
             # 1x1 convs on 1x1 maps are matrix products; as such they skip
             # the convolution machinery (2.5-6x faster on a CPU)
-            h = F.linear(descriptor.flatten(1), self.conv1.weight.flatten(1))
+            h = F.linear(descriptor.flatten(1), self.conv1.weight.flatten(1),
+                         self.conv1.bias)  # a bias after fuse_conv_bn
             h = self.act(self._norm(h.view(*h.shape, 1, 1)))
             g = F.linear(h.flatten(1), self.conv2.weight.flatten(1),
                          self.conv2.bias)
