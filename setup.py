@@ -100,7 +100,7 @@ setup(
         'seg': ['mmsegmentation>=1.2.0,<1.3.0', 'ftfy', 'regex'],
         'cls': ['mmpretrain>=1.2.0,<1.3.0'],
         'tests': ['pytest', 'imgviz', 'matplotlib', 'openmim', 'onnx',
-                  'onnxruntime'],
+                  'onnxruntime', 'flake8', 'isort', 'yapf'],
     },
     entry_points={
         'console_scripts': ['mmgate-finetune=mmgate.finetune:main'],

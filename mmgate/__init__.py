@@ -1,9 +1,10 @@
 """mmgate: Gate-Module backbones for the OpenMMLab model zoo.
 
-Importing mmgate changes nothing outside it. The fixes that make the pinned
-OpenMMLab stack run on torch 2.14 and without CUDA patch MMEngine, so they
-are applied explicitly: by mmgate's tools, or in a script of your own with
-``import mmgate.compat; mmgate.compat.apply()`` (see ``mmgate/compat.py``).
+Importing mmgate changes nothing outside it. The backbones are registered in
+``mmgate.registry.MODELS`` (``type='mmgate.SkipResNet'`` in any config); the
+training-side fixes for the pinned OpenMMLab stack live in a registered
+Runner that a config selects with ``runner_type = 'mmgate.Runner'``
+(:mod:`mmgate.engine`).
 """
 from .version import __version__
 

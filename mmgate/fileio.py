@@ -1,9 +1,9 @@
 """Checkpoint files: the one reading path and atomic writing.
 
-Every place mmgate reads a local weight file ends here (backbone
-``init_cfg``, the timm converter, and, once :func:`mmgate.compat.apply` ran,
-MMEngine's ``load_from``, ``--resume``, ``tools/test.py`` and the analysis
-tools; URLs are downloaded and loaded by ``torch.hub`` with
+Every place mmgate reads a weight file ends here (:func:`read_checkpoint`:
+backbone ``init_cfg``, the timm converter, the analysis tools, and
+:class:`mmgate.engine.Runner`'s ``load_from``, ``--resume`` and
+``tools/test.py``; URLs are downloaded and loaded by ``torch.hub`` with
 ``weights_only=True``).
 :func:`read_local_checkpoint` looks at the file before ``torch.load`` does,
 so that a file that cannot be a checkpoint ends with one line naming it and
@@ -32,13 +32,14 @@ That scan is a tripwire for files that are plainly hostile, not a sandbox:
 only ``weights_only=True`` (every file that is not a run's own checkpoint)
 is safe against a crafted pickle.
 
-Writing (:func:`atomic_write`, :func:`save_torch_atomic`,
-:func:`write_text_atomic`) goes to a temporary file next to the target that
-is renamed over it once complete (``os.replace``, atomic on POSIX), so a
-process killed while writing leaves the previous file or none, never half
-of one.
+Writing (:func:`atomic_path`, :func:`atomic_write`,
+:func:`save_torch_atomic`, :func:`write_text_atomic`) goes to a temporary
+file next to the target that is renamed over it once complete
+(``os.replace``, atomic on POSIX), so a process killed while writing leaves
+the previous file or none, never half of one.
 """
 import contextlib
+import functools
 import glob
 import io
 import os
@@ -51,42 +52,44 @@ from typing import Iterator, List, Optional, Tuple
 
 __all__ = [
     'CheckpointError', 'CheckpointNotFoundError', 'inspect_checkpoint',
-    'verify_checkpoint', 'read_local_checkpoint', 'atomic_write',
-    'save_torch_atomic', 'write_text_atomic', 'checkpoints_in',
-    'find_resume_checkpoint', 'previous_intact_checkpoint'
+    'verify_checkpoint', 'read_local_checkpoint', 'read_checkpoint',
+    'atomic_path', 'atomic_write', 'save_torch_atomic', 'write_text_atomic',
+    'checkpoints_in', 'find_resume_checkpoint', 'previous_intact_checkpoint',
+    'nonfinite_tensors', 'name_tensors', 'refuse_nonfinite'
 ]
 
 ZIP_MAGIC = b'PK\x03\x04'
 # torch.serialization.MAGIC_NUMBER, pickled first by the legacy (pre-1.6)
 # writer; torch writes it with protocol 2 unless told otherwise
 _MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
-LEGACY_MAGICS = tuple(pickle.dumps(_MAGIC_NUMBER, protocol=p)
-                      for p in range(2, pickle.HIGHEST_PROTOCOL + 1))
+LEGACY_MAGICS = tuple(
+    pickle.dumps(_MAGIC_NUMBER, protocol=p)
+    for p in range(2, pickle.HIGHEST_PROTOCOL + 1))
 _CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 # Globals whose call runs code or touches the system: a checkpoint that
 # references one is refused even as a run's own (see the module docstring).
 _CODE_MODULES = frozenset({
-    'os', 'posix', 'nt', 'subprocess', 'commands', 'sys', 'shutil',
-    'socket', 'importlib', 'runpy', 'pty', 'code', 'codeop', 'ctypes',
-    'pickle', '_pickle', 'marshal', 'webbrowser', 'multiprocessing',
-    'signal', 'tempfile', 'pathlib', 'io', '_io', 'urllib', 'http',
-    'ftplib', 'smtplib', 'asyncio', 'threading', '_thread', 'pydoc',
-    'timeit', 'cProfile', 'profile', 'pdb', 'bdb', 'trace', 'platform',
-    'glob', 'zipimport', 'site', 'sysconfig', 'gc', 'operator', 'pip',
-    'setuptools', 'distutils', 'dill', 'cloudpickle', 'joblib'
+    'os', 'posix', 'nt', 'subprocess', 'commands', 'sys', 'shutil', 'socket',
+    'importlib', 'runpy', 'pty', 'code', 'codeop', 'ctypes', 'pickle',
+    '_pickle', 'marshal', 'webbrowser', 'multiprocessing', 'signal',
+    'tempfile', 'pathlib', 'io', '_io', 'urllib', 'http', 'ftplib', 'smtplib',
+    'asyncio', 'threading', '_thread', 'pydoc', 'timeit', 'cProfile',
+    'profile', 'pdb', 'bdb', 'trace', 'platform', 'glob', 'zipimport', 'site',
+    'sysconfig', 'gc', 'operator', 'pip', 'setuptools', 'distutils', 'dill',
+    'cloudpickle', 'joblib'
 })
 _CODE_BUILTINS = frozenset({
     'eval', 'exec', 'compile', '__import__', 'open', 'setattr', 'delattr',
-    'breakpoint', 'input', 'globals', 'locals', 'vars', 'exit', 'quit',
-    'help', 'memoryview', 'print'
+    'breakpoint', 'input', 'globals', 'locals', 'vars', 'exit', 'quit', 'help',
+    'memoryview', 'print'
 })
 _CODE_PREFIXES = ('torch.hub', 'torch.jit', 'torch.load', 'torch.package',
                   'torch.serialization', 'torch.utils.cpp_extension',
-                  'torch.ops', 'torch._dynamo', 'torch.compile',
-                  'numpy.load', 'numpy.lib.npyio', 'numpy.f2py',
-                  'numpy.distutils', 'numpy.testing',
-                  'mmengine.config', 'mmengine.utils.misc.import_modules')
+                  'torch.ops', 'torch._dynamo', 'torch.compile', 'numpy.load',
+                  'numpy.lib.npyio', 'numpy.f2py', 'numpy.distutils',
+                  'numpy.testing', 'mmengine.config',
+                  'mmengine.utils.misc.import_modules')
 
 
 class CheckpointError(ValueError):
@@ -139,8 +142,7 @@ def inspect_checkpoint(filename) -> str:
                     'it was cut off while being written or copied') from None
             raise CheckpointError(f'checkpoint {filename} is a damaged zip '
                                   f'archive ({e})') from None
-        if not any(n == 'data.pkl' or n.endswith('/data.pkl')
-                   for n in names):
+        if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
             raise CheckpointError(
                 f'checkpoint {filename} is a zip archive but not a PyTorch '
                 'checkpoint (no data.pkl in it)')
@@ -309,9 +311,7 @@ def _explain(filename: str, fmt: str, exc: BaseException,
     return None
 
 
-def read_local_checkpoint(filename,
-                          map_location=None,
-                          trusted: bool = False):
+def read_local_checkpoint(filename, map_location=None, trusted: bool = False):
     """Read a local checkpoint: :func:`verify_checkpoint` (torch itself
     does not check the zip records' CRCs), then ``torch.load`` with
     ``weights_only=not trusted``.
@@ -334,8 +334,8 @@ def read_local_checkpoint(filename,
     if trusted:
         _refuse_code(filename, fmt)
     try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=not trusted)
+        return torch.load(
+            filename, map_location=map_location, weights_only=not trusted)
     except Exception as e:
         error = _explain(filename, fmt, e, not trusted)
         if error is None:
@@ -343,12 +343,125 @@ def read_local_checkpoint(filename,
         raise error from None
 
 
+def _resolve_named(filename: str):
+    """``(url_or_path, postprocess)`` behind MMEngine's named-checkpoint
+    schemes (``torchvision://``, ``open-mmlab://``, ``mmcls://``), resolved
+    as MMEngine's loaders resolve them; None for any other name."""
+    import warnings
+
+    from mmengine.runner import checkpoint as ckpt
+    if filename.startswith(('modelzoo://', 'torchvision://')):
+        if filename.startswith('modelzoo://'):
+            warnings.warn(
+                'The URL scheme of "modelzoo://" is deprecated, please '
+                'use "torchvision://" instead', DeprecationWarning)
+        name = filename.split('://', 1)[1]
+        return ckpt.get_torchvision_models()[name], None
+    if filename.startswith(('open-mmlab://', 'openmmlab://')):
+        prefix, name = filename.split('://', 1)
+        deprecated = ckpt.get_deprecated_model_names()
+        if name in deprecated:
+            warnings.warn(
+                f'{prefix}://{name} is deprecated in favor of '
+                f'{prefix}://{deprecated[name]}', DeprecationWarning)
+            name = deprecated[name]
+        url = ckpt.get_external_models()[name]
+        if not url.startswith(('http://', 'https://')):
+            url = osp.join(ckpt._get_mmengine_home(), url)
+        return url, None
+    if filename.startswith('mmcls://'):
+        return (ckpt.get_mmcls_models()[filename[len('mmcls://'):]],
+                ckpt._process_mmcls_checkpoint)
+    return None
+
+
+def _load_url(url: str, map_location=None, model_dir=None):
+    """MMEngine's ``load_from_http`` (local rank 0 downloads first), always
+    with ``weights_only=True``."""
+    import torch
+    from mmengine.dist import get_dist_info
+    rank, world_size = get_dist_info()
+    load = functools.partial(
+        torch.hub.load_state_dict_from_url,
+        url,
+        model_dir=model_dir,
+        map_location=map_location,
+        weights_only=True)
+    if rank == 0:
+        checkpoint = load()
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            checkpoint = load()
+    return checkpoint
+
+
+def read_checkpoint(filename, map_location=None, trusted: bool = False):
+    """Read a checkpoint by mmgate's rule: weights only, unless it is a
+    run's own local checkpoint.
+
+    - a local file goes through :func:`read_local_checkpoint`
+      (``weights_only=not trusted``);
+    - URLs and MMEngine's named checkpoints (``torchvision://``,
+      ``open-mmlab://``, ``mmcls://``) always load with
+      ``weights_only=True``, downloaded as MMEngine downloads them;
+    - any other scheme (``s3://``, ``pavi://`` ...) goes to MMEngine's own
+      loader.
+
+    Args:
+        filename (str): A path, a URL or a named checkpoint.
+        map_location: As ``torch.load``'s.
+        trusted (bool): A run's own local checkpoint (``load_from``,
+            ``--resume``, ``tools/test.py``), which holds MMEngine's pickled
+            objects. Defaults to False.
+    """
+    from mmengine.logging import print_log
+    from mmengine.runner.checkpoint import CheckpointLoader
+    filename = str(filename)
+    named = _resolve_named(filename)
+    source, post = named if named is not None else (filename, None)
+    if source.startswith(('http://', 'https://')):
+        print_log(
+            f'Loads checkpoint by http backend from path: {filename}',
+            logger='current')
+        checkpoint = _load_url(source, map_location=map_location)
+    elif named is not None or '://' not in source:
+        print_log(
+            f'Loads checkpoint by local backend from path: {filename}',
+            logger='current')
+        checkpoint = read_local_checkpoint(
+            osp.expanduser(source),
+            map_location=map_location,
+            trusted=trusted and named is None)
+    else:
+        return CheckpointLoader.load_checkpoint(filename, map_location)
+    return post(checkpoint) if post is not None else checkpoint
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_write(filename, mode: str = 'wb') -> Iterator[io.IOBase]:
-    """Open a temporary file next to ``filename`` for writing; when the
-    block ends without an exception it is flushed to disk and renamed over
-    ``filename``. Otherwise it is removed and ``filename`` is untouched.
-    Temporary files left by a killed writer are removed first."""
+def atomic_path(filename) -> Iterator[str]:
+    """A temporary path next to ``filename`` for a writer that takes a path;
+    when the block ends without an exception the file there is flushed to
+    disk and renamed over ``filename``. Otherwise it is removed and
+    ``filename`` is untouched. Temporary files left by a killed writer are
+    removed first.
+
+    Example:
+        >>> import os.path as osp, tempfile
+        >>> target = osp.join(tempfile.mkdtemp(), 'a.txt')
+        >>> with atomic_path(target) as tmp:
+        ...     _ = open(tmp, 'w').write('done')
+        >>> open(target).read()
+        'done'
+    """
     filename = str(filename)
     folder, base = osp.split(osp.abspath(filename))
     os.makedirs(folder, exist_ok=True)
@@ -356,18 +469,21 @@ def atomic_write(filename, mode: str = 'wb') -> Iterator[io.IOBase]:
         with contextlib.suppress(OSError):
             os.remove(stale)
     tmp = osp.join(folder, f'.{base}.{os.getpid()}.tmp')
-    f = open(tmp, mode.replace('w', 'x'))
     try:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
+        yield tmp
+        _fsync(tmp)
         os.replace(tmp, filename)
     except BaseException:
-        f.close()
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(filename, mode: str = 'wb') -> Iterator[io.IOBase]:
+    """:func:`atomic_path` for a writer that takes an open file."""
+    with atomic_path(filename) as tmp, open(tmp, mode.replace('w', 'x')) as f:
+        yield f
 
 
 def save_torch_atomic(obj, filename) -> None:
@@ -421,8 +537,8 @@ def previous_intact_checkpoint(damaged: str) -> Optional[str]:
     return None
 
 
-def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str],
-                                                   Optional[str]]:
+def find_resume_checkpoint(
+        work_dir: str) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` (without a path) should take.
 
     MMEngine takes the file named in ``work_dir/last_checkpoint``. Here that
@@ -470,3 +586,33 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str],
     return previous, (f'the last checkpoint (named in {last_file}): '
                       f'{problem}; resuming from the previous intact '
                       f'checkpoint {previous}')
+
+
+def nonfinite_tensors(state_dict) -> List[str]:
+    """The names of the floating-point tensors of ``state_dict`` that hold a
+    NaN or an infinity, in its order."""
+    import torch
+    return [
+        k for k, v in state_dict.items() if isinstance(v, torch.Tensor)
+        and v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
+
+
+def name_tensors(names: List[str], limit: int = 5) -> str:
+    """``'161 tensors (conv1.weight, bn1.weight, ... +156 more)'``: a count
+    and the first ``limit`` names, for one-line messages."""
+    shown = ', '.join(names[:limit])
+    more = f', ... +{len(names) - limit} more' if len(names) > limit else ''
+    what = 'tensor' if len(names) == 1 else 'tensors'
+    return f'{len(names)} {what} ({shown}{more})'
+
+
+def refuse_nonfinite(state_dict, filename) -> None:
+    """Raise :class:`CheckpointError` when a floating-point tensor of
+    ``state_dict``, read from ``filename``, holds a NaN or an infinity; the
+    one line names the file, the count and the first tensors."""
+    bad = nonfinite_tensors(state_dict)
+    if bad:
+        raise CheckpointError(
+            f'checkpoint {filename} holds non-finite values (NaN / Inf) in '
+            f'{name_tensors(bad)}: refused')

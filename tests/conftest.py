@@ -9,6 +9,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+# Without CUDA, mmgate's Triton kernels are tested in Triton's interpreter,
+# which Triton reads when it is first imported (tests/test_ops/
+# test_triton_junction.py); with CUDA they run on the device.
+if not torch.cuda.is_available():
+    os.environ.setdefault('TRITON_INTERPRET', '1')
 
 
 @pytest.fixture(autouse=True)
@@ -56,5 +61,5 @@ def demo_copy(tiny_demo, tmp_path):
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        'markers', 'slow: long CPU runs (demo, launch, all configs)')
+    config.addinivalue_line('markers',
+                            'slow: long CPU runs (demo, launch, all configs)')

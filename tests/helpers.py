@@ -34,18 +34,25 @@ def load_tool(relpath: str):
 def run_tool(args, timeout=600, env=None):
     """Run a tools/ command from the repository root; return the result."""
     cmd = args if args[0].endswith('.sh') else [sys.executable, *args]
-    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        cmd,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env)
 
 
 def coco_options(root):
     """--cfg-options pointing the det demo config at a COCO-format root."""
     root = str(root).rstrip('/') + '/'
     ann = root + 'annotations/instances_val2017.json'
-    return [f'train_dataloader.dataset.dataset.data_root={root}',
-            f'val_dataloader.dataset.data_root={root}',
-            f'test_dataloader.dataset.data_root={root}',
-            f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
+    return [
+        f'train_dataloader.dataset.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}'
+    ]
 
 
 def free_port() -> int:
@@ -58,7 +65,8 @@ def n_params(modules: Iterable[nn.Module]) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
 
 
-def params_with_head(model: nn.Module, num_classes: int = 1000,
+def params_with_head(model: nn.Module,
+                     num_classes: int = 1000,
                      gates: bool = True) -> float:
     """Backbone parameters plus a linear head on ``model.feat_dim``, in
     millions; ``gates=False`` leaves the Gate Modules out (the plain
@@ -108,10 +116,12 @@ def det_batch(h: int = 64, w: int = 96, masks: bool = False) -> dict:
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                         scale_factor=(1., 1.)))
-    gt = dict(bboxes=torch.tensor([[10., 8., 50., 40.], [40., 20., 90., 60.]]),
-              labels=torch.tensor([3, 7]))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.)))
+    gt = dict(
+        bboxes=torch.tensor([[10., 8., 50., 40.], [40., 20., 90., 60.]]),
+        labels=torch.tensor([3, 7]))
     if masks:
         m = torch.zeros(2, h, w, dtype=torch.uint8)
         m[0, 8:40, 10:50] = 1
@@ -122,20 +132,24 @@ def det_batch(h: int = 64, w: int = 96, masks: bool = False) -> dict:
     return dict(inputs=[img], data_samples=[sample])
 
 
-def seg_batch(h: int = 64, w: int = 64, num_classes: int = 4,
+def seg_batch(h: int = 64,
+              w: int = 64,
+              num_classes: int = 4,
               images: int = 1) -> dict:
     """An MMSegmentation batch with random label maps."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     samples = []
     for _ in range(images):
-        sample = SegDataSample(metainfo=dict(
-            img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        sample = SegDataSample(
+            metainfo=dict(
+                img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
         sample.gt_sem_seg = PixelData(
             data=torch.randint(0, num_classes, (1, h, w)))
         samples.append(sample)
-    imgs = [torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
-            for _ in samples]
+    imgs = [
+        torch.randint(0, 255, (3, h, w), dtype=torch.uint8) for _ in samples
+    ]
     return dict(inputs=imgs, data_samples=samples)
 
 
@@ -143,8 +157,10 @@ def cls_batch(size: int = 64, num_classes: int = 10) -> dict:
     """A two-image MMPretrain batch with labels 1 and 3."""
     from mmpretrain.structures import DataSample
     samples = [DataSample().set_gt_label(label) for label in (1, 3)]
-    imgs = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
-            for _ in samples]
+    imgs = [
+        torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
+        for _ in samples
+    ]
     return dict(inputs=imgs, data_samples=samples)
 
 

@@ -12,6 +12,11 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 
+# mmgate's Runner: safe checkpoint reading, atomic checkpoints with the
+# random generators' states, a stop at the first non-finite loss, and
+# distributed runs without CUDA (mmgate.engine.Runner).
+runner_type = 'mmgate.Runner'
+
 # ---- model: ImageClassifier(backbone, GAP, linear head) + CutMix ----------
 model = dict(
     type='ImageClassifier',
@@ -87,7 +92,11 @@ train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1,
-                                     max_keep_ckpts=3, save_best='auto'))
+default_hooks = dict(
+    checkpoint=dict(
+        type='mmgate.CheckpointHook',
+        interval=1,
+        max_keep_ckpts=3,
+        save_best='auto'))
 # lr 0.4 is for 1024 images per iteration (8 GPUs x 128).
 auto_scale_lr = dict(enable=False, base_batch_size=1024)

@@ -14,6 +14,11 @@
 # one pooled vector per image: 2 per GPU would be a noisy batch).
 _base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_ms-3x_coco.py'
 
+# mmgate's Runner: safe checkpoint reading, atomic checkpoints with the
+# random generators' states, a stop at the first non-finite loss, and
+# distributed runs without CUDA (mmgate.engine.Runner).
+runner_type = 'mmgate.Runner'
+
 pretrained = ('work_dirs/dense-resnet50-n4_1xb64-cos300e_in1k-160px/'
               'epoch_300.pth')
 model = dict(

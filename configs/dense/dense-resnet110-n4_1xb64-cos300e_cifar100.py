@@ -12,6 +12,11 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 
+# mmgate's Runner: safe checkpoint reading, atomic checkpoints with the
+# random generators' states, a stop at the first non-finite loss, and
+# distributed runs without CUDA (mmgate.engine.Runner).
+runner_type = 'mmgate.Runner'
+
 model = dict(
     type='ImageClassifier',
     backbone=dict(

@@ -10,6 +10,11 @@
 # too, so that their statistics come from all 16 images of an iteration.
 _base_ = 'mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py'
 
+# mmgate's Runner: safe checkpoint reading, atomic checkpoints with the
+# random generators' states, a stop at the first non-finite loss, and
+# distributed runs without CUDA (mmgate.engine.Runner).
+runner_type = 'mmgate.Runner'
+
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 pretrained = ('work_dirs/dense-resnet50-n4_1xb64-cos300e_in1k-160px/'
               'epoch_300.pth')

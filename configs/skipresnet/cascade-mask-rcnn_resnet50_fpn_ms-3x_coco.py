@@ -10,6 +10,11 @@
 # cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py.
 _base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_ms-3x_coco.py'
 
+# mmgate's Runner: safe checkpoint reading, atomic checkpoints with the
+# random generators' states, a stop at the first non-finite loss, and
+# distributed runs without CUDA (mmgate.engine.Runner).
+runner_type = 'mmgate.Runner'
+
 # The stock ms-3x instance base (common/ms_3x_coco-instance.py) evaluates
 # boxes only; an instance-segmentation run reports masks too.
 val_evaluator = dict(metric=['bbox', 'segm'])

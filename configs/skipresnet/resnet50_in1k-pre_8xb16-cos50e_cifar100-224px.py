@@ -10,6 +10,11 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 
+# mmgate's Runner: safe checkpoint reading, atomic checkpoints with the
+# random generators' states, a stop at the first non-finite loss, and
+# distributed runs without CUDA (mmgate.engine.Runner).
+runner_type = 'mmgate.Runner'
+
 model = dict(
     type='ImageClassifier',
     backbone=dict(
@@ -64,6 +69,10 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5,
-                                     max_keep_ckpts=2, save_best='auto'))
+default_hooks = dict(
+    checkpoint=dict(
+        type='mmgate.CheckpointHook',
+        interval=5,
+        max_keep_ckpts=2,
+        save_best='auto'))
 auto_scale_lr = dict(enable=False, base_batch_size=128)

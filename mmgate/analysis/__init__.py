@@ -2,8 +2,17 @@
 speed and training curves. The CLIs live in ``tools/analysis/``.
 
 - ``runs``: read MMEngine work directories (configs, scalar logs, tests).
-- ``report``: one table of all runs, base-vs-Skip pairs, paper comparison,
-  seeded runs grouped and compared seed by seed.
+- ``report``: the benchmark report (``build_report`` / ``write_report``):
+  one table of all runs, base-vs-gated pairs, paper comparison, seeded
+  runs grouped and compared seed by seed. Its parts:
+
+  - ``naming``: a backbone's name, trunk and structure, from its built
+    class;
+  - ``setting``: task, metrics, dataset, schedule and method of a dumped
+    config;
+  - ``summary``: one run's final metrics, status and paper values;
+  - ``pairing``: base-vs-gated pairs, seeded groups, their paired tests;
+  - ``render`` / ``tables``: Markdown and the pairs' bar chart / CSV.
 - ``stats``: mean, standard deviation, Student-t intervals, paired t-test.
 - ``metafiles``: the model index (``model-index.yml`` and the OpenMMLab
   metafiles of the config families): published numbers, baselines.

@@ -71,9 +71,10 @@ def build_model(model_cfg: dict,
     SyncBN layers (MMSegmentation's configs) become BN, which computes the
     same in eval mode and runs on a CPU.
     """
-    import mmgate.models  # noqa: F401  (registers mmgate's classes)
     from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import DefaultScope, MODELS
+    from mmengine.registry import MODELS, DefaultScope
+
+    import mmgate.models  # noqa: F401  (registers mmgate's classes)
     with DefaultScope.overwrite_default_scope(default_scope):
         model = MODELS.build(model_cfg)
     if not torch.cuda.is_available():
@@ -125,8 +126,8 @@ def _numel(value) -> int:
 def _elementwise(per_element: float, op: str, use_input: bool = False):
 
     def handle(inputs, outputs):
-        return _ops(per_element * _numel(inputs[0] if use_input
-                                         else outputs[0]), op)
+        return _ops(
+            per_element * _numel(inputs[0] if use_input else outputs[0]), op)
 
     return handle
 
@@ -236,8 +237,12 @@ def _dummy_data_samples(model: nn.Module, shape: Sequence[int]):
         return None
     from mmdet.structures import DetDataSample
     h, w = shape[-2:]
-    meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                batch_input_shape=(h, w), scale_factor=(1., 1.))
+    meta = dict(
+        img_shape=(h, w),
+        ori_shape=(h, w),
+        pad_shape=(h, w),
+        batch_input_shape=(h, w),
+        scale_factor=(1., 1.))
     return [DetDataSample(metainfo=meta)]
 
 
@@ -270,8 +275,8 @@ def complexity(model: nn.Module,
             raise AttributeError(
                 f'{type(model).__name__} has no backbone to count alone')
         model = model.backbone
-    result = dict(params=count_params(model), flops=None, skipped_ops={},
-                  by_module={})
+    result = dict(
+        params=count_params(model), flops=None, skipped_ops={}, by_module={})
     if input_shape is None:
         return result
     if len(input_shape) != 3:
@@ -282,11 +287,13 @@ def complexity(model: nn.Module,
         from mmengine.model import BaseModel
         target = model
         if isinstance(model, BaseModel):
-            target = _TensorForward(
-                model, _dummy_data_samples(model, input_shape))
+            target = _TensorForward(model,
+                                    _dummy_data_samples(model, input_shape))
         param = next(model.parameters(), None)
-        x = torch.zeros(1, *input_shape,
-                        device=param.device if param is not None else 'cpu')
+        x = torch.zeros(
+            1,
+            *input_shape,
+            device=param.device if param is not None else 'cpu')
         with torch.no_grad():
             analyzer = FlopAnalyzer(target, (x, ))
             analyzer.unsupported_ops_warnings(False)
@@ -309,7 +316,8 @@ def complexity(model: nn.Module,
     return result
 
 
-def config_complexity(cfg, input_shape: Optional[Sequence[int]] = None,
+def config_complexity(cfg,
+                      input_shape: Optional[Sequence[int]] = None,
                       backbone_only: bool = False,
                       convention: str = 'mmengine') -> Dict:
     """``complexity()`` of the model of an MMEngine config (a ``Config``
@@ -326,8 +334,13 @@ def config_complexity(cfg, input_shape: Optional[Sequence[int]] = None,
 _CLS_NAME = re.compile(
     r'^(?P<skip>Skip)?(?P<family>ResNeXt|ResNet|ConvNeXt)-'
     r'(?P<size>\d+|T|S|B|L|XL)(?:-(?P<groups>\d+)x(?P<width>\d+)d)?$')
-_CONVNEXT = {'T': ('tiny', 768), 'S': ('small', 768), 'B': ('base', 1024),
-             'L': ('large', 1536), 'XL': ('xlarge', 2048)}
+_CONVNEXT = {
+    'T': ('tiny', 768),
+    'S': ('small', 768),
+    'B': ('base', 1024),
+    'L': ('large', 1536),
+    'XL': ('xlarge', 2048)
+}
 
 
 def classifier_cfg(name: str, num_classes: int = 1000) -> dict:
@@ -358,16 +371,19 @@ def classifier_cfg(name: str, num_classes: int = 1000) -> dict:
         backbone = dict(type=scope + family, depth=depth, out_indices=(3, ))
         channels = (512 if depth < 50 else 2048)
         if family == 'ResNeXt':
-            backbone.update(groups=int(m['groups'] or 32),
-                            width_per_group=int(m['width'] or 4))
+            backbone.update(
+                groups=int(m['groups'] or 32),
+                width_per_group=int(m['width'] or 4))
         elif m['groups']:
             raise ValueError(f'ResNet takes no groups: {name!r}')
     return dict(
         type='mmpretrain.ImageClassifier',
         backbone=backbone,
         neck=neck,
-        head=dict(type='mmpretrain.LinearClsHead', num_classes=num_classes,
-                  in_channels=channels))
+        head=dict(
+            type='mmpretrain.LinearClsHead',
+            num_classes=num_classes,
+            in_channels=channels))
 
 
 SPEC_TABLE_MODELS = ('ResNet-50', 'SkipResNet-50', 'ResNeXt-50-32x4d',
@@ -401,13 +417,15 @@ def classification_table(names: Sequence[str] = SPEC_TABLE_MODELS,
     for name in names:
         model = build_model(classifier_cfg(name), 'mmpretrain')
         paper = paper_complexity(name, index) or (None, None)
-        row = dict(name=name, params_M=count_params(model) / 1e6,
-                   paper_params_M=paper[0],
-                   paper_flops_G=paper[1] if input_size == 224 else None)
+        row = dict(
+            name=name,
+            params_M=count_params(model) / 1e6,
+            paper_params_M=paper[0],
+            paper_flops_G=paper[1] if input_size == 224 else None)
         row['params_diff_pct'] = _pct(row['params_M'], paper[0])
         for conv in conventions:
-            res = complexity(model, (3, input_size, input_size),
-                             convention=conv)
+            res = complexity(
+                model, (3, input_size, input_size), convention=conv)
             row[f'flops_G_{conv}'] = res['flops'] / 1e9
             row[f'flops_diff_pct_{conv}'] = _pct(row[f'flops_G_{conv}'],
                                                  row['paper_flops_G'])

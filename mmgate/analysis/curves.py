@@ -9,8 +9,9 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from .runs import RunLog, load_run
 
-__all__ = ['loss_series', 'metric_series', 'default_metric_keys',
-           'plot_curves']
+__all__ = [
+    'loss_series', 'metric_series', 'default_metric_keys', 'plot_curves'
+]
 
 PREFERRED_METRICS = ('coco/bbox_mAP', 'coco/segm_mAP', 'mIoU', 'aAcc',
                      'accuracy/top1')
@@ -81,18 +82,19 @@ def plot_curves(runs: Sequence[Union[str, RunLog]],
         [('metric', k) for k in metric_keys]
     if not panels:
         raise ValueError('nothing to plot: no loss or metric key')
-    fig, axes = plt.subplots(1, len(panels),
-                             figsize=(4.6 * len(panels), 3.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     report = dict(drawn=[], empty=[])
     for ax, (kind, key) in zip(axes[0], panels):
         for run, label in zip(runs, labels):
             if kind == 'loss':
                 xs, ys = loss_series(run, key)
                 if smooth > 1 and len(ys) >= smooth:
-                    ys = [sum(ys[max(0, i - smooth + 1):i + 1]) /
-                          len(ys[max(0, i - smooth + 1):i + 1])
-                          for i in range(len(ys))]
+                    ys = [
+                        sum(ys[max(0, i - smooth + 1):i + 1]) /
+                        len(ys[max(0, i - smooth + 1):i + 1])
+                        for i in range(len(ys))
+                    ]
             else:
                 xs, ys = metric_series(run, key)
             if not xs:
@@ -100,15 +102,19 @@ def plot_curves(runs: Sequence[Union[str, RunLog]],
                 continue
             report['drawn'].append(f'{run.name}: {key}')
             style = '-' if kind == 'loss' else 'o-'
-            ax.plot(xs, ys, style, label=label, markersize=3,
-                    linewidth=1.2)
+            ax.plot(xs, ys, style, label=label, markersize=3, linewidth=1.2)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel('iteration' if kind == 'loss' else 'validation step')
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         else:
-            ax.text(0.5, 0.5, 'no data', ha='center', va='center',
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                'no data',
+                ha='center',
+                va='center',
+                transform=ax.transAxes)
     save_figure(fig, path, title)
     return report

@@ -98,8 +98,12 @@ class GateRecorder:
     def __enter__(self) -> 'GateRecorder':
         for name, gate in self.gates:
             self._sums[name] = dict(
-                gate_y=0., weights=torch.zeros(gate.num_inbounds),
-                gate_y_std=0., w_std=0., images=0, calls=0,
+                gate_y=0.,
+                weights=torch.zeros(gate.num_inbounds),
+                gate_y_std=0.,
+                w_std=0.,
+                images=0,
+                calls=0,
                 distances=inbound_distances(self.model, name, gate))
             self._record_before[name] = gate.record
             gate.record = True
@@ -126,13 +130,16 @@ class GateRecorder:
                 continue
             block = name.rsplit('.', 1)[0] if '.' in name else name
             stage, _, index = block.rpartition('.')
-            row = dict(block=block, stage=stage,
-                       index=int(index) if index.isdigit() else index,
-                       num_inbounds=gate.num_inbounds, images=s['images'],
-                       gate_y=s['gate_y'] / s['images'],
-                       gate_y_std=s['gate_y_std'] / s['images'],
-                       w_std=s['w_std'] / s['images'],
-                       distances=s['distances'])
+            row = dict(
+                block=block,
+                stage=stage,
+                index=int(index) if index.isdigit() else index,
+                num_inbounds=gate.num_inbounds,
+                images=s['images'],
+                gate_y=s['gate_y'] / s['images'],
+                gate_y_std=s['gate_y_std'] / s['images'],
+                w_std=s['w_std'] / s['images'],
+                distances=s['distances'])
             for d, w in zip(s['distances'], s['weights'] / s['images']):
                 row[f'w_d{d}'] = float(w)
             out.append(row)
@@ -169,8 +176,10 @@ def write_gate_csv(rows: Sequence[Dict], path: str) -> None:
     gate_y_std, w_std, w_d1, w_d2, ... (empty where a block has no inbound
     at that distance)."""
     dists = _distance_columns(rows)
-    fields = ['block', 'stage', 'index', 'num_inbounds', 'images', 'gate_y',
-              'gate_y_std', 'w_std'] + [f'w_d{d}' for d in dists]
+    fields = [
+        'block', 'stage', 'index', 'num_inbounds', 'images', 'gate_y',
+        'gate_y_std', 'w_std'
+    ] + [f'w_d{d}' for d in dists]
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
@@ -187,12 +196,15 @@ def read_gate_csv(path: str) -> List[Dict]:
     rows = []
     with open(path, encoding='utf-8') as f:
         for r in csv.DictReader(f):
-            row = dict(block=r['block'], stage=r['stage'],
-                       index=int(r['index']) if r['index'].isdigit() else
-                       r['index'], num_inbounds=int(r['num_inbounds']),
-                       images=int(r['images']), gate_y=float(r['gate_y']),
-                       gate_y_std=float(r['gate_y_std']),
-                       w_std=float(r['w_std']))
+            row = dict(
+                block=r['block'],
+                stage=r['stage'],
+                index=int(r['index']) if r['index'].isdigit() else r['index'],
+                num_inbounds=int(r['num_inbounds']),
+                images=int(r['images']),
+                gate_y=float(r['gate_y']),
+                gate_y_std=float(r['gate_y_std']),
+                w_std=float(r['w_std']))
             row['distances'] = []
             for k, v in r.items():
                 if k.startswith('w_d') and v != '':
@@ -202,7 +214,8 @@ def read_gate_csv(path: str) -> List[Dict]:
     return rows
 
 
-def plot_gate_heatmap(rows: Sequence[Dict], path: str,
+def plot_gate_heatmap(rows: Sequence[Dict],
+                      path: str,
                       title: str = 'Gate Module statistics') -> str:
     """Heat map: one row per block; left column the mean sigmoid gate of
     the residual branch, right the mean softmax weight of each inbound
@@ -221,15 +234,23 @@ def plot_gate_heatmap(rows: Sequence[Dict], path: str,
     labels = [r['block'] for r in rows]
     height = max(3., 0.28 * len(rows) + 1.4)
     fig, (ax0, ax1) = plt.subplots(
-        1, 2, figsize=(2.2 + 0.75 * len(dists) + 1.6, height),
+        1,
+        2,
+        figsize=(2.2 + 0.75 * len(dists) + 1.6, height),
         gridspec_kw=dict(width_ratios=[1, max(len(dists), 1)]))
     annotate = len(rows) <= 40
-    for ax, data, cols, cmap, name in (
-            (ax0, g, ['y'], 'Greens', 'sigmoid(g0)'),
-            (ax1, w, [f'{d}' for d in dists], 'viridis', 'softmax weight')):
+    for ax, data, cols, cmap, name in ((ax0, g, ['y'], 'Greens',
+                                        'sigmoid(g0)'),
+                                       (ax1, w, [f'{d}' for d in dists],
+                                        'viridis', 'softmax weight')):
         masked = np.ma.masked_invalid(data)
-        im = ax.imshow(masked, aspect='auto', cmap=cmap, vmin=0, vmax=1,
-                       interpolation='nearest')
+        im = ax.imshow(
+            masked,
+            aspect='auto',
+            cmap=cmap,
+            vmin=0,
+            vmax=1,
+            interpolation='nearest')
         ax.set_xticks(range(len(cols)))
         ax.set_xticklabels(cols)
         ax.set_yticks(range(len(labels)))
@@ -240,8 +261,14 @@ def plot_gate_heatmap(rows: Sequence[Dict], path: str,
                     text = f'{v:.2f}'
                     if ax is ax0:  # the spread over channels
                         text += f'\n±{rows[i]["gate_y_std"]:.2f}'
-                    ax.text(j, i, text, ha='center', va='center',
-                            fontsize=6, color='w' if v < 0.6 else 'k')
+                    ax.text(
+                        j,
+                        i,
+                        text,
+                        ha='center',
+                        va='center',
+                        fontsize=6,
+                        color='w' if v < 0.6 else 'k')
         fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03, label=name)
     # stage boundaries
     for i in range(1, len(rows)):
@@ -256,8 +283,10 @@ def plot_gate_heatmap(rows: Sequence[Dict], path: str,
 # ---- models and inputs -------------------------------------------------
 
 
-def load_model(config, checkpoint: Optional[str] = None,
-               device: str = 'cpu', prefix: Optional[str] = None):
+def load_model(config,
+               checkpoint: Optional[str] = None,
+               device: str = 'cpu',
+               prefix: Optional[str] = None):
     """Build the model of a config (a path or ``Config``) and load a
     checkpoint.
 
@@ -275,6 +304,7 @@ def load_model(config, checkpoint: Optional[str] = None,
         runs the part of the model that holds the gates.
     """
     from mmengine.config import Config
+
     from .complexity import build_model, init_weights_quietly, model_cfg_of
     if isinstance(config, str):
         if not osp.isfile(config):
@@ -284,7 +314,8 @@ def load_model(config, checkpoint: Optional[str] = None,
     if checkpoint:
         # every key must fit: statistics of a half-loaded model mean nothing
         load_pretrained_weights(
-            model, dict(checkpoint=checkpoint, prefix=prefix or ''),
+            model,
+            dict(checkpoint=checkpoint, prefix=prefix or ''),
             trusted=True)
     else:  # e.g. init_cfg=dict(type='Pretrained', ...)
         init_weights_quietly(model)
@@ -310,9 +341,9 @@ def _list_images(paths: Sequence[str]) -> List[str]:
     files = []
     for p in paths:
         if osp.isdir(p):
-            files += sorted(f for f in glob.glob(osp.join(p, '**', '*'),
-                                                 recursive=True)
-                            if f.lower().endswith(IMAGE_EXTS))
+            files += sorted(
+                f for f in glob.glob(osp.join(p, '**', '*'), recursive=True)
+                if f.lower().endswith(IMAGE_EXTS))
         elif osp.isfile(p):
             files.append(p)
         else:
@@ -322,8 +353,11 @@ def _list_images(paths: Sequence[str]) -> List[str]:
     return files
 
 
-def image_batches(paths: Sequence[str], model: nn.Module, size: int = 224,
-                  batch_size: int = 8, limit: Optional[int] = None,
+def image_batches(paths: Sequence[str],
+                  model: nn.Module,
+                  size: int = 224,
+                  batch_size: int = 8,
+                  limit: Optional[int] = None,
                   device: str = 'cpu') -> Iterator[torch.Tensor]:
     """Normalized ``(B, 3, size, size)`` batches of image files (files or
     folders, searched recursively), resized to a square with the model's
@@ -343,8 +377,11 @@ def image_batches(paths: Sequence[str], model: nn.Module, size: int = 224,
         yield x.to(device)
 
 
-def dataset_batches(cfg, model: nn.Module, split: str = 'val',
-                    limit: Optional[int] = None, batch_size: int = 4,
+def dataset_batches(cfg,
+                    model: nn.Module,
+                    split: str = 'val',
+                    limit: Optional[int] = None,
+                    batch_size: int = 4,
                     device: str = 'cpu') -> Iterator[torch.Tensor]:
     """Inputs of the config's ``{split}_dataloader`` after the model's data
     preprocessor (so exactly what the backbone sees in evaluation)."""
@@ -371,7 +408,9 @@ def dataset_batches(cfg, model: nn.Module, split: str = 'val',
                 break
 
 
-def random_batches(num: int, size: int = 224, batch_size: int = 8,
+def random_batches(num: int,
+                   size: int = 224,
+                   batch_size: int = 8,
                    seed: int = 0,
                    device: str = 'cpu') -> Iterator[torch.Tensor]:
     """``num`` standard-normal images (a smoke run without data)."""

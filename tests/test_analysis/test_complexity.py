@@ -37,9 +37,9 @@ def test_gate_flops_convention():
     assert {'aten::mean', 'aten::sigmoid', 'aten::softmax'} <= skipped
 
 
-@pytest.mark.parametrize('name', [
-    'ResNet-50', 'SkipResNet-50', 'SkipResNeXt-50-32x4d', 'SkipConvNeXt-T'
-])
+@pytest.mark.parametrize(
+    'name',
+    ['ResNet-50', 'SkipResNet-50', 'SkipResNeXt-50-32x4d', 'SkipConvNeXt-T'])
 def test_classification_flops_within_2_percent_of_paper(name):
     """The paper's FLOPs (configs/*/metafile.yml) follow the authors'
     counter ('reference'); the parameter count checks the gate wiring to
@@ -64,24 +64,34 @@ def test_paper_complexity_reads_the_metafiles(tmp_path):
                      ).backbone == 'SkipResNet-50'
 
     (tmp_path / 'm').mkdir()
-    (tmp_path / 'model-index.yml').write_text(
-        'Import:\n  - m/metafile.yml\n')
-    dump(dict(Models=[
-        dict(Name='cifar', Metadata={'Backbone': 'SkipResNet-18',
-                                     'Training Data': 'CIFAR-100',
-                                     'Parameters': 1}),
-        dict(Name='in1k', Metadata={'Backbone': 'SkipResNet-18',
-                                    'Training Data': 'ImageNet-1k',
-                                    'Parameters': 13_000_000}),
-    ]), str(tmp_path / 'm' / 'metafile.yml'))
+    (tmp_path / 'model-index.yml').write_text('Import:\n  - m/metafile.yml\n')
+    dump(
+        dict(Models=[
+            dict(
+                Name='cifar',
+                Metadata={
+                    'Backbone': 'SkipResNet-18',
+                    'Training Data': 'CIFAR-100',
+                    'Parameters': 1
+                }),
+            dict(
+                Name='in1k',
+                Metadata={
+                    'Backbone': 'SkipResNet-18',
+                    'Training Data': 'ImageNet-1k',
+                    'Parameters': 13_000_000
+                }),
+        ]), str(tmp_path / 'm' / 'metafile.yml'))
     other = load_model_index(str(tmp_path))
     assert paper_complexity('SkipResNet-18', other) == (13.0, None)
-    (row, ) = classification_table(['SkipResNet-18'], 224, conventions=(),
+    (row, ) = classification_table(['SkipResNet-18'],
+                                   224,
+                                   conventions=(),
                                    model_index=other)
     assert row['params_M'] == pytest.approx(12.13, abs=0.01)
     assert row['paper_params_M'] == 13.0 and row['paper_flops_G'] is None
-    assert row['params_diff_pct'] == pytest.approx(
-        100 * (row['params_M'] - 13) / 13)
+    assert row['params_diff_pct'] == pytest.approx(100 *
+                                                   (row['params_M'] - 13) / 13)
     table = format_table([row])
     assert table.splitlines()[0].startswith('| model | params (M) | paper |')
     assert '| SkipResNet-18 | 12.13 | 13.00 |' in table
@@ -132,9 +142,12 @@ class _Pair(torch.nn.Module):
 
 def test_classifier_cfg_and_shapes():
     cfg = classifier_cfg('SkipResNeXt-101-32x4d')
-    assert cfg['backbone'] == dict(type='mmgate.SkipResNeXt', depth=101,
-                                   out_indices=(3, ), groups=32,
-                                   width_per_group=4)
+    assert cfg['backbone'] == dict(
+        type='mmgate.SkipResNeXt',
+        depth=101,
+        out_indices=(3, ),
+        groups=32,
+        width_per_group=4)
     assert classifier_cfg('ConvNeXt-S')['backbone'] == dict(
         type='mmpretrain.ConvNeXt', arch='small')
     with pytest.raises(ValueError, match='unknown classification variant'):
@@ -147,8 +160,8 @@ def test_classifier_cfg_and_shapes():
 
 def test_get_flops_cli(capsys):
     tool = load_tool('analysis/get_flops')
-    res = tool.main(['SkipResNet-18', '--shape', '64', '--convention',
-                     'reference'])
+    res = tool.main(
+        ['SkipResNet-18', '--shape', '64', '--convention', 'reference'])
     out = capsys.readouterr().out
     assert 'params: 12.1' in out and 'reference convention' in out
     assert res['params'] == pytest.approx(12.13e6, abs=0.01e6)
@@ -162,16 +175,15 @@ def test_full_detector_flops(tmp_path):
     path.write_text("_base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn"
                     "_1x_coco.py'\n")
     cfg = Config.fromfile(str(path))
-    cfg.model.backbone = dict(type='mmgate.SkipResNet', depth=18,
-                              base_channels=8)
+    cfg.model.backbone = dict(
+        type='mmgate.SkipResNet', depth=18, base_channels=8)
     cfg.model.neck.in_channels = [8, 16, 32, 64]
     cfg.model.test_cfg.rpn.update(nms_pre=50, max_per_img=10)
     model = build_model(cfg.model, 'mmdet')
     full = complexity(model, (3, 64, 96))
     bb = complexity(model, (3, 64, 96), backbone_only=True)
     assert full['flops'] > bb['flops'] > 0
-    assert bb['params'] == sum(p.numel()
-                               for p in model.backbone.parameters())
-    assert {'backbone', 'neck', 'rpn_head', 'roi_head'} <= set(
-        full['by_module'])
+    assert bb['params'] == sum(p.numel() for p in model.backbone.parameters())
+    assert {'backbone', 'neck', 'rpn_head',
+            'roi_head'} <= set(full['by_module'])
     assert full['by_module']['backbone'] == bb['flops']

@@ -1,7 +1,7 @@
 """Gate statistics: recorded means against a hand computation."""
 import math
-import statistics
 import os.path as osp
+import statistics
 
 import pytest
 import torch
@@ -13,7 +13,6 @@ from mmgate.analysis.gates import (GateRecorder, gate_statistics,
 from mmgate.models import SkipResNet
 from mmgate.models.layers import GateModule
 from tests.helpers import REPO_ROOT, load_tool
-
 
 ROOT = REPO_ROOT
 
@@ -43,19 +42,23 @@ def test_gate_means_match_hand_computation():
         gate.conv2.weight.data.zero_()
         gate.conv2.bias.data.copy_(torch.tensor(bias).flatten())
         sig = [_sigmoid(bias[0][ch]) for ch in range(c)]
-        sm = [_softmax([bias[s][ch] for s in range(1, n + 1)])
-              if n > 1 else [1.] for ch in range(c)]
+        sm = [
+            _softmax([bias[s][ch]
+                      for s in range(1, n + 1)]) if n > 1 else [1.]
+            for ch in range(c)
+        ]
         w = [sum(sm[ch][k] for ch in range(c)) / c for k in range(n)]
         # spread over channels (unbiased std), averaged over inbounds
-        w_std = sum(statistics.stdev(sm[ch][k] for ch in range(c))
-                    for k in range(n)) / n
+        w_std = sum(
+            statistics.stdev(sm[ch][k] for ch in range(c))
+            for k in range(n)) / n
         block = name.rsplit('.', 1)[0]
         expected[block] = (sum(sig) / c, w, statistics.stdev(sig), w_std)
 
     rows = gate_statistics(model, random_batches(5, size=32, batch_size=2))
     assert [r['block'] for r in rows] == [
-        'layer1.0', 'layer1.1', 'layer2.0', 'layer2.1', 'layer3.0',
-        'layer3.1', 'layer4.0', 'layer4.1'
+        'layer1.0', 'layer1.1', 'layer2.0', 'layer2.1', 'layer3.0', 'layer3.1',
+        'layer4.0', 'layer4.1'
     ]
     for r in rows:
         gate_y, w, gate_y_std, w_std = expected[r['block']]
@@ -80,12 +83,12 @@ def test_means_weight_images_not_batches():
     with torch.no_grad():
         per_image_y, per_image_w = [], []
         for y, *xs in batches:
-            gy, w = gate.gate_weights(torch.cat(
-                [t.mean(dim=(2, 3), keepdim=True) for t in [y, *xs]], 1))
+            gy, w = gate.gate_weights(
+                torch.cat([t.mean(dim=(2, 3), keepdim=True) for t in [y, *xs]],
+                          1))
             per_image_y += gy.mean(1).tolist()
             per_image_w += w.mean(2).tolist()
-    rows = gate_statistics(model, batches,
-                           forward=lambda b: gate(b[0], b[1:]))
+    rows = gate_statistics(model, batches, forward=lambda b: gate(b[0], b[1:]))
     (row, ) = rows
     assert row['images'] == 4
     assert row['gate_y'] == pytest.approx(sum(per_image_y) / 4, abs=1e-6)
@@ -98,9 +101,13 @@ def test_means_weight_images_not_batches():
 
 
 def test_skip_distances_csv_and_heatmap(tmp_path):
-    model = SkipResNet(depth=50, base_channels=2, num_stages=3,
-                       strides=(1, 2, 2), dilations=(1, 1, 1),
-                       out_indices=(2, ))
+    model = SkipResNet(
+        depth=50,
+        base_channels=2,
+        num_stages=3,
+        strides=(1, 2, 2),
+        dilations=(1, 1, 1),
+        out_indices=(2, ))
     rows = gate_statistics(model, random_batches(2, size=32))
     by_block = {r['block']: r for r in rows}
     assert by_block['layer3.5']['distances'] == [1, 2, 4]
@@ -147,10 +154,12 @@ def test_recorder_needs_gates():
 
 def test_gate_analysis_cli_backbone_config(tmp_path):
     cfg_path = str(tmp_path / 'skipconvnext_tiny_backbone.py')
-    Config(dict(model=dict(
-        type='mmgate.SkipConvNeXt',
-        arch=dict(depths=[1, 1, 4, 1], channels=[8, 16, 32, 64]),
-        out_indices=(3, )))).dump(cfg_path)
+    Config(
+        dict(
+            model=dict(
+                type='mmgate.SkipConvNeXt',
+                arch=dict(depths=[1, 1, 4, 1], channels=[8, 16, 32, 64]),
+                out_indices=(3, )))).dump(cfg_path)
     # a checkpoint of a classifier around it: loaded through --prefix
     from mmgate.analysis.complexity import build_model
     backbone = build_model(Config.fromfile(cfg_path).model)
@@ -158,14 +167,18 @@ def test_gate_analysis_cli_backbone_config(tmp_path):
         for p in backbone.parameters():
             p.add_(0.05)
     ckpt = str(tmp_path / 'cls.pth')
-    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in
-                                backbone.state_dict().items()}), ckpt)
+    torch.save(
+        dict(state_dict={
+            f'backbone.{k}': v
+            for k, v in backbone.state_dict().items()
+        }), ckpt)
     out = str(tmp_path / 'out')
     rows = load_tool('analysis/gate_analysis').main([
         cfg_path, '--checkpoint', ckpt, '--prefix', 'backbone.', '--random',
-        '3', '--size', '32', '--batch-size', '2', '--out-dir', out])
-    assert [r['block'] for r in rows][:3] == ['stages.0.0', 'stages.1.0',
-                                              'stages.2.0']
+        '3', '--size', '32', '--batch-size', '2', '--out-dir', out
+    ])
+    assert [r['block']
+            for r in rows][:3] == ['stages.0.0', 'stages.1.0', 'stages.2.0']
     assert rows[5]['distances'] == [1, 2, 4]  # stages.2.3
     assert all(r['images'] == 3 for r in rows)
     assert osp.isfile(osp.join(out, 'gates.csv'))

@@ -2,9 +2,10 @@
 
 Two kinds of fake ``work_dirs``:
 
-- real runs: MMEngine's ``Runner`` trains a toy model over a real mmgate /
-  MMDetection backbone for 2 epochs and tests it (``runner.test()``, as
-  tools/test.py does), and one run crashes after its first epoch; the
+- real runs: the config's Runner (``runner_type='mmgate.Runner'``) trains a
+  toy model over a real mmgate / MMDetection backbone for 2 epochs and
+  tests it (``runner.test()``, as tools/test.py does), and one run crashes
+  after its first epoch; the
   metric's values are set in the config, so the table's numbers are known;
 - written runs: the published settings (Cascade Mask R-CNN on COCO,
   UPerNet on ADE20k, ResNet-50 vs SkipResNet-50) written with MMEngine's own
@@ -18,6 +19,7 @@ import json
 import math
 import os
 import os.path as osp
+import subprocess
 import time
 
 import pytest
@@ -28,25 +30,15 @@ from mmengine.evaluator import BaseMetric
 from mmengine.fileio import dump
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS
-from mmengine.runner import Runner
+from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS, RUNNERS
 from mmengine.visualization import LocalVisBackend
 from torch.utils.data import Dataset
 
 from mmgate.analysis.curves import plot_curves
 from mmgate.analysis.metafiles import MODEL_INDEX_ENV, load_model_index
-from mmgate.analysis.report import (build_report, describe_backbone,
-                                    format_markdown, write_report)
+from mmgate.analysis.report import build_report, format_markdown, write_report
 from mmgate.analysis.runs import find_runs, load_run
-from tests.helpers import load_tool
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _mmgate_compat():
-    """The runs below test their own checkpoints (``load_from``), which
-    needs mmgate's compat fixes, as tools/test.py applies them."""
-    import mmgate.compat
-    mmgate.compat.apply()
+from tests.helpers import REPO_ROOT, load_tool
 
 
 @MODELS.register_module(force=True)
@@ -116,32 +108,41 @@ class CrashAfterEpoch(Hook):
 
 def _config(name, backbone, channels, work_dirs, max_epochs, val, test):
     return dict(
-        model=dict(type='ToyGateNet', backbone=backbone,
-                   out_channels=channels),
+        model=dict(
+            type='ToyGateNet', backbone=backbone, out_channels=channels),
         work_dir=osp.join(work_dirs, name),
         experiment_name=f'{name}_{time.time_ns()}',
         train_dataloader=dict(
-            dataset=dict(type='ToyImages', num=4), batch_size=2,
-            num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False)),
+            dataset=dict(type='ToyImages', num=4),
+            batch_size=2,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False)),
         val_dataloader=dict(
-            dataset=dict(type='ToyImages', num=2), batch_size=2,
-            num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False)),
+            dataset=dict(type='ToyImages', num=2),
+            batch_size=2,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False)),
         test_dataloader=dict(
-            dataset=dict(type='ToyImages', num=2), batch_size=2,
-            num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False)),
+            dataset=dict(type='ToyImages', num=2),
+            batch_size=2,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
-        val_cfg=dict(), test_cfg=dict(),
-        val_evaluator=dict(type='ToyCocoMetric', values=val,
-                           metric=['bbox', 'segm']),
-        test_evaluator=dict(type='ToyCocoMetric', values=test,
-                            metric=['bbox', 'segm']),
+        val_cfg=dict(),
+        test_cfg=dict(),
+        val_evaluator=dict(
+            type='ToyCocoMetric', values=val, metric=['bbox', 'segm']),
+        test_evaluator=dict(
+            type='ToyCocoMetric', values=test, metric=['bbox', 'segm']),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
-                           checkpoint=dict(type='CheckpointHook',
-                                           interval=1)),
-        visualizer=dict(type='Visualizer',
-                        vis_backends=[dict(type='LocalVisBackend')]),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', interval=1)),
+        visualizer=dict(
+            type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
         env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        # tests its own checkpoints (load_from): mmgate's checkpoint reading
+        runner_type='mmgate.Runner',
         log_level='WARNING')
 
 
@@ -160,15 +161,14 @@ def _launch(cfg_dict, cfg_dir, name, test=False, custom_hooks=()):
     if test:
         ckpt = osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
         cfg.load_from = ckpt
-        Runner.from_cfg(cfg).test()
+        RUNNERS.build(cfg).test()
     else:
-        Runner.from_cfg(cfg).train()
+        RUNNERS.build(cfg).train()
 
 
-BASE = dict(type='mmdet.ResNet', depth=18, base_channels=4,
-            out_indices=(3, ))
-SKIP = dict(type='mmgate.SkipResNet', depth=18, base_channels=4,
-            out_indices=(3, ))
+BASE = dict(type='mmdet.ResNet', depth=18, base_channels=4, out_indices=(3, ))
+SKIP = dict(
+    type='mmgate.SkipResNet', depth=18, base_channels=4, out_indices=(3, ))
 
 
 @pytest.fixture(scope='module')
@@ -186,8 +186,9 @@ def _make_runner_dirs(tmp_path_factory):
     work_dirs, cfg_dir = str(root / 'work_dirs'), str(root / 'configs')
     os.makedirs(cfg_dir)
     runs = {
-        'toy_resnet18_coco': (BASE, dict(bbox_mAP=0.301, segm_mAP=0.252),
-                              dict(bbox_mAP=0.310, segm_mAP=0.260)),
+        'toy_resnet18_coco':
+        (BASE, dict(bbox_mAP=0.301,
+                    segm_mAP=0.252), dict(bbox_mAP=0.310, segm_mAP=0.260)),
         'toy_skipresnet18_coco': (SKIP, dict(bbox_mAP=0.321, segm_mAP=0.262),
                                   dict(bbox_mAP=0.335, segm_mAP=0.280)),
     }
@@ -199,8 +200,11 @@ def _make_runner_dirs(tmp_path_factory):
     crashed = _config('toy_skipresnet18_coco_3ep', SKIP, 32, work_dirs, 3,
                       dict(bbox_mAP=0.3), dict(bbox_mAP=0.3))
     with pytest.raises(RuntimeError, match='planned crash'):
-        _launch(crashed, cfg_dir, 'toy_skipresnet18_coco_3ep',
-                custom_hooks=[dict(type='CrashAfterEpoch', epoch=1)])
+        _launch(
+            crashed,
+            cfg_dir,
+            'toy_skipresnet18_coco_3ep',
+            custom_hooks=[dict(type='CrashAfterEpoch', epoch=1)])
     # ... and its base, of which only the dumped config exists
     os.makedirs(osp.join(work_dirs, 'toy_resnet18_coco_3ep'))
     Config(dict(crashed, model=dict(crashed['model'], backbone=BASE))).dump(
@@ -230,8 +234,10 @@ def test_reads_mmengine_run_layout(runner_dirs):
 def test_report_table_numbers(runner_dirs, tmp_path):
     report, paths = write_report(runner_dirs, str(tmp_path / 'out'))
     rows = {s.config: s for s in report.summaries}
-    assert set(rows) == {'toy_resnet18_coco', 'toy_skipresnet18_coco',
-                         'toy_skipresnet18_coco_3ep', 'toy_resnet18_coco_3ep'}
+    assert set(rows) == {
+        'toy_resnet18_coco', 'toy_skipresnet18_coco',
+        'toy_skipresnet18_coco_3ep', 'toy_resnet18_coco_3ep'
+    }
     base, skip = rows['toy_resnet18_coco'], rows['toy_skipresnet18_coco']
     # test results win over validation; COCO fractions are reported in %
     assert base.source.startswith('test ')
@@ -252,10 +258,9 @@ def test_report_table_numbers(runner_dirs, tmp_path):
     assert rows['toy_resnet18_coco_3ep'].status.startswith('no logs')
     # pairs come from the configs' backbones and schedules
     pairs = {(p.base.config, p.skip.config): p for p in report.pairs}
-    assert set(pairs) == {
-        ('toy_resnet18_coco', 'toy_skipresnet18_coco'),
-        ('toy_resnet18_coco_3ep', 'toy_skipresnet18_coco_3ep')
-    }
+    assert set(pairs) == {('toy_resnet18_coco', 'toy_skipresnet18_coco'),
+                          ('toy_resnet18_coco_3ep',
+                           'toy_skipresnet18_coco_3ep')}
     p = pairs[('toy_resnet18_coco', 'toy_skipresnet18_coco')]
     assert p.paired_by == 'config'
     assert p.gain('box_mAP') == pytest.approx(2.5)
@@ -271,8 +276,10 @@ def test_report_table_numbers(runner_dirs, tmp_path):
     assert table['toy_skipresnet18_coco_3ep']['complete'] == 'False'
     assert table['toy_skipresnet18_coco']['model'] == ''
     with open(paths['pairs_csv'], newline='') as f:
-        gains = {(r['skip_config'], r['metric']): r['gain']
-                 for r in csv.DictReader(f)}
+        gains = {
+            (r['skip_config'], r['metric']): r['gain']
+            for r in csv.DictReader(f)
+        }
     assert float(gains[('toy_skipresnet18_coco', 'box_mAP')]) == \
         pytest.approx(2.5)
     md = open(paths['markdown']).read()
@@ -284,61 +291,88 @@ def test_report_table_numbers(runner_dirs, tmp_path):
 
 
 def test_training_curves(runner_dirs, tmp_path):
-    runs = [osp.join(runner_dirs, n) for n in
-            ('toy_resnet18_coco', 'toy_skipresnet18_coco',
-             'toy_skipresnet18_coco_3ep')]
+    runs = [
+        osp.join(runner_dirs, n)
+        for n in ('toy_resnet18_coco', 'toy_skipresnet18_coco',
+                  'toy_skipresnet18_coco_3ep')
+    ]
     out = str(tmp_path / 'curves.png')
     res = plot_curves(runs, out)
     assert 'toy_skipresnet18_coco: coco/bbox_mAP' in res['drawn']
     assert 'toy_skipresnet18_coco_3ep: loss' in res['drawn']
     # the crashed run has losses but no metric: reported, not dropped
-    assert res['empty'] == ['toy_skipresnet18_coco_3ep: coco/bbox_mAP',
-                            'toy_skipresnet18_coco_3ep: coco/segm_mAP']
+    assert res['empty'] == [
+        'toy_skipresnet18_coco_3ep: coco/bbox_mAP',
+        'toy_skipresnet18_coco_3ep: coco/segm_mAP'
+    ]
     _assert_png(out)
 
 
 # ---- the published settings ---------------------------------------------
 
 
-def _write_run(root, name, model, dataset, train_cfg, val_lines, test=None,
-               evaluator=None):
+def _write_run(root,
+               name,
+               model,
+               dataset,
+               train_cfg,
+               val_lines,
+               test=None,
+               evaluator=None,
+               scope='mmdet'):
     """A work dir as MMEngine writes it, with MMEngine's writers."""
     work_dir = osp.join(root, name)
     ts = '20240101_000000'
     os.makedirs(osp.join(work_dir, ts))
-    cfg = Config(dict(
-        default_scope='mmdet', model=model, train_cfg=train_cfg,
-        val_dataloader=dict(dataset=dict(type=dataset)),
-        val_evaluator=evaluator or dict(type='CocoMetric',
-                                        metric=['bbox', 'segm'])))
+    cfg = Config(
+        dict(
+            default_scope=scope,
+            model=model,
+            train_cfg=train_cfg,
+            val_dataloader=dict(dataset=dict(type=dataset)),
+            val_evaluator=evaluator
+            or dict(type='CocoMetric', metric=['bbox', 'segm'])))
     cfg.dump(osp.join(work_dir, f'{name}.py'))
     backend = LocalVisBackend(save_dir=osp.join(work_dir, ts, 'vis_data'))
     backend._init_env()
     backend.add_config(cfg)
     for step, it in enumerate(range(0, 40, 10)):
-        backend.add_scalars(dict(lr=0.02, loss=2. - step * 0.1, iter=it + 10,
-                                 epoch=1, time=0.5, data_time=0.1),
-                            step=it + 10, file_path=f'{ts}.json')
+        backend.add_scalars(
+            dict(
+                lr=0.02,
+                loss=2. - step * 0.1,
+                iter=it + 10,
+                epoch=1,
+                time=0.5,
+                data_time=0.1),
+            step=it + 10,
+            file_path=f'{ts}.json')
     for step, metrics in val_lines:
         backend.add_scalars(metrics, step=step, file_path=f'{ts}.json')
     if test is not None:
         test_ts = '20240102_000000'
         os.makedirs(osp.join(work_dir, test_ts))
-        dump(dict(test, data_time=0.1, time=0.4),
-             osp.join(work_dir, test_ts, f'{test_ts}.json'))
+        dump(
+            dict(test, data_time=0.1, time=0.4),
+            osp.join(work_dir, test_ts, f'{test_ts}.json'))
     return work_dir
 
 
 def _cascade(backbone, num_classes=80):
-    return dict(type='CascadeRCNN', backbone=backbone,
-                roi_head=dict(type='CascadeRoIHead',
-                              bbox_head=[dict(num_classes=num_classes)] * 3,
-                              mask_head=dict(type='FCNMaskHead')))
+    return dict(
+        type='CascadeRCNN',
+        backbone=backbone,
+        roi_head=dict(
+            type='CascadeRoIHead',
+            bbox_head=[dict(num_classes=num_classes)] * 3,
+            mask_head=dict(type='FCNMaskHead')))
 
 
 def _upernet(backbone):
-    return dict(type='EncoderDecoder', backbone=backbone,
-                decode_head=dict(type='UPerHead'))
+    return dict(
+        type='EncoderDecoder',
+        backbone=backbone,
+        decode_head=dict(type='UPerHead'))
 
 
 # the config names of mmgate's metafile models (configs/skipresnet/)
@@ -352,29 +386,44 @@ SEG_SKIP = 'upernet_skipresnet50_8xb2-160k_ade20k-512x512'
 def paper_dirs(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('paper'))
     ep12 = dict(type='EpochBasedTrainLoop', max_epochs=12)
-    _write_run(root, DET_BASE,
-               _cascade(dict(type='ResNet', depth=50)), 'CocoDataset', ep12,
-               [(12, {'coco/bbox_mAP': 0.441, 'coco/segm_mAP': 0.383})])
+    _write_run(root, DET_BASE, _cascade(dict(type='ResNet', depth=50)),
+               'CocoDataset', ep12, [(12, {
+                   'coco/bbox_mAP': 0.441,
+                   'coco/segm_mAP': 0.383
+               })])
     # launched with the path the README used to publish, which the
     # metafile lists as the model's Legacy Config
-    _write_run(root, 'cascade_rcnn_skipresnet50_coco',
-               _cascade(dict(type='mmgate.SkipResNet', depth=50)),
-               'CocoDataset', ep12,
-               [(11, {'coco/bbox_mAP': 0.46, 'coco/segm_mAP': 0.40}),
-                (12, {'coco/bbox_mAP': 0.47, 'coco/segm_mAP': 0.41})],
-               test={'coco/bbox_mAP': 0.475, 'coco/segm_mAP': 0.412})
+    _write_run(
+        root,
+        'cascade_rcnn_skipresnet50_coco',
+        _cascade(dict(type='mmgate.SkipResNet', depth=50)),
+        'CocoDataset',
+        ep12, [(11, {
+            'coco/bbox_mAP': 0.46,
+            'coco/segm_mAP': 0.40
+        }), (12, {
+            'coco/bbox_mAP': 0.47,
+            'coco/segm_mAP': 0.41
+        })],
+        test={
+            'coco/bbox_mAP': 0.475,
+            'coco/segm_mAP': 0.412
+        })
     it160 = dict(type='IterBasedTrainLoop', max_iters=160000)
     seg_eval = dict(type='IoUMetric', iou_metrics=['mIoU'])
-    _write_run(root, SEG_BASE,
-               _upernet(dict(type='ResNetV1c', depth=50)), 'ADE20KDataset',
-               it160, [(160000, dict(aAcc=80.0, mIoU=42.0, mAcc=52.0))],
-               evaluator=seg_eval)
     # the Skip UPerNet stopped at 80k of 160k iterations
-    _write_run(root, SEG_SKIP,
-               _upernet(dict(type='mmgate.SkipResNetV1c', depth=50)),
-               'ADE20KDataset', it160,
-               [(80000, dict(aAcc=79.5, mIoU=41.5, mAcc=51.0))],
-               evaluator=seg_eval)
+    for name, backbone, (step, aacc, miou) in (
+        (SEG_BASE, 'ResNet', (160000, 80.0, 42.0)),
+        (SEG_SKIP, 'mmgate.SkipResNet', (80000, 79.5, 41.5)),
+    ):
+        _write_run(
+            root,
+            name,
+            _upernet(dict(type=backbone, depth=50)),
+            'ADE20KDataset',
+            it160, [(step, dict(aAcc=aacc, mIoU=miou, mAcc=52.0))],
+            evaluator=seg_eval,
+            scope='mmseg')
     return root
 
 
@@ -384,7 +433,7 @@ def test_report_against_paper(paper_dirs, tmp_path):
     rows = {s.config: s for s in report.summaries}
     det = rows['cascade_rcnn_skipresnet50_coco']
     assert det.model == DET_SKIP  # by its legacy config name
-    assert det.backbone.canonical == 'SkipResNet-50'
+    assert (det.backbone.label, det.backbone.skip) == ('SkipResNet-50', True)
     assert det.metrics == pytest.approx(dict(box_mAP=47.5, mask_mAP=41.2))
     # configs/skipresnet/metafile.yml, Results of DET_SKIP
     assert det.paper == dict(box_mAP=47.72, mask_mAP=41.42)
@@ -393,11 +442,11 @@ def test_report_against_paper(paper_dirs, tmp_path):
     base = rows[DET_BASE]
     assert base.model == DET_BASE
     assert base.source == 'val @12'
-    assert base.diff == pytest.approx(dict(box_mAP=44.1 - 44.81,
-                                           mask_mAP=38.3 - 38.98))
+    assert base.diff == pytest.approx(
+        dict(box_mAP=44.1 - 44.81, mask_mAP=38.3 - 38.98))
     seg_base, seg_skip = rows[SEG_BASE], rows[SEG_SKIP]
-    assert seg_base.backbone.label == 'ResNetV1c-50'
-    assert seg_skip.backbone.label == 'SkipResNetV1c-50'
+    assert seg_base.backbone.label == 'ResNet-50'
+    assert seg_skip.backbone.label == 'SkipResNet-50'
     assert seg_skip.paper == dict(aAcc=80.16, mIoU=42.44)
     assert seg_skip.status == 'trained 80000/160000 iters'
     assert seg_base.status == 'complete'
@@ -405,14 +454,13 @@ def test_report_against_paper(paper_dirs, tmp_path):
     # pairs: the Skip model's Metadata.Baseline, whatever the run names
     pairs = {p.skip.config: p for p in report.pairs}
     det_pair = pairs['cascade_rcnn_skipresnet50_coco']
-    assert (det_pair.base.config, det_pair.paired_by) == (DET_BASE,
-                                                          'metafile')
+    assert (det_pair.base.config, det_pair.paired_by) == (DET_BASE, 'metafile')
     assert det_pair.gain('box_mAP') == pytest.approx(47.5 - 44.1)
     assert det_pair.paper_gain('box_mAP') == pytest.approx(47.72 - 44.81)
     assert pairs[SEG_SKIP].base.config == SEG_BASE
     assert pairs[SEG_SKIP].gain('mIoU') == pytest.approx(-0.5)
     md = format_markdown(report)
-    assert f'| seg | SkipResNetV1c-50 vs ResNetV1c-50 | {SEG_BASE} | ' \
+    assert f'| seg | SkipResNet-50 vs ResNet-50 | {SEG_BASE} | ' \
         f'{SEG_SKIP} | mIoU | 42.00 | 41.50 | -0.50 | ' \
         '41.94 | 42.44 | +0.50 |' in md
     assert f'Model index: `{report.model_index}`' in md
@@ -422,27 +470,39 @@ def test_report_against_paper(paper_dirs, tmp_path):
     assert bare.model_index is None
     assert all(s.paper == {} and s.model is None for s in bare.summaries)
     assert {(p.base.config, p.skip.config, p.paired_by)
-            for p in bare.pairs} == {
-                (DET_BASE, 'cascade_rcnn_skipresnet50_coco', 'config'),
-                (SEG_BASE, SEG_SKIP, 'config')}
+            for p in bare.pairs
+            } == {(DET_BASE, 'cascade_rcnn_skipresnet50_coco', 'config'),
+                  (SEG_BASE, SEG_SKIP, 'config')}
 
 
-@pytest.mark.parametrize('backbone, classes, why', [
-    (dict(type='mmgate.SkipResNet', depth=50), 4,
-     '4 classes, not the 80 of COCO'),
-    (dict(type='mmgate.SkipResNet', depth=50, base_channels=32), 80,
-     'backbone SkipResNet-50 (w32), not SkipResNet-50'),
-    (dict(type='mmgate.SkipResNet', depth=101), 80,
-     'backbone SkipResNet-101, not SkipResNet-50'),
-])
+@pytest.mark.parametrize(
+    'backbone, classes, why',
+    [
+        (dict(type='mmgate.SkipResNet',
+              depth=50), 4, '4 classes, not the 80 of COCO'),
+        (dict(type='mmgate.SkipResNet', depth=50, base_channels=32), 80,
+         'backbone SkipResNet-50 (w32), not SkipResNet-50'),
+        (dict(type='mmgate.SkipResNet',
+              depth=101), 80, 'backbone SkipResNet-101, not SkipResNet-50'),
+        # the deep stem is another network than the published 7x7 one
+        (dict(type='mmgate.SkipResNetV1c',
+              depth=50), 80, 'backbone SkipResNetV1c-50, not SkipResNet-50'),
+        # so are other gates
+        (dict(type='mmgate.SkipResNet', depth=50, gate_reduction=4), 80,
+         f'backbone SkipResNet-50 with other parameters than {DET_SKIP}.py\'s'
+         ),
+    ])
 def test_no_paper_values_outside_the_published_setting(tmp_path, backbone,
                                                        classes, why):
     """A run with a metafile model's config name but another class set
-    (e.g. a 4-class COCO-format set) or backbone gets no paper values, and
-    says why."""
-    _write_run(str(tmp_path), DET_SKIP, _cascade(backbone, classes),
-               'CocoDataset', dict(type='EpochBasedTrainLoop', max_epochs=1),
-               [(1, {'coco/bbox_mAP': 0.5, 'coco/segm_mAP': 0.4})])
+    (e.g. a 4-class COCO-format set) or backbone (other parameters than
+    the model config's backbone) gets no paper values, and says why."""
+    _write_run(
+        str(tmp_path), DET_SKIP, _cascade(backbone, classes), 'CocoDataset',
+        dict(type='EpochBasedTrainLoop', max_epochs=1), [(1, {
+            'coco/bbox_mAP': 0.5,
+            'coco/segm_mAP': 0.4
+        })])
     (s, ) = build_report(str(tmp_path)).summaries
     assert s.model == DET_SKIP
     assert s.paper == {} and s.metrics['box_mAP'] == pytest.approx(50.)
@@ -450,45 +510,75 @@ def test_no_paper_values_outside_the_published_setting(tmp_path, backbone,
 
 
 def _write_index(root, models):
-    """A model index of its own: model-index.yml importing one metafile."""
+    """A model index of its own: model-index.yml importing one metafile,
+    and the models' configs (``(metafile entry, backbone)`` each)."""
     os.makedirs(osp.join(root, 'configs', 'toy'))
     with open(osp.join(root, 'model-index.yml'), 'w') as f:
         f.write('Import:\n  - configs/toy/metafile.yml\n')
-    dump(dict(Collections=[dict(Name='Toy')], Models=models),
-         osp.join(root, 'configs', 'toy', 'metafile.yml'))
+    for entry, backbone in models:
+        Config(dict(default_scope='mmdet', model=_cascade(backbone))).dump(
+            osp.join(root, entry['Config']))
+    dump(
+        dict(
+            Collections=[dict(Name='Toy')],
+            Models=[entry for entry, _ in models]),
+        osp.join(root, 'configs', 'toy', 'metafile.yml'))
     return osp.join(root, 'model-index.yml')
 
 
-def _toy_model(name, box, baseline=None, backbone=None):
+def _toy_model(name, box, backbone_cfg, baseline=None, backbone=None):
     meta = {'Training Data': 'COCO'}
     if baseline:
         meta['Baseline'] = baseline
     if backbone:
         meta['Backbone'] = backbone
-    return {'Name': name, 'In Collection': 'Toy',
-            'Config': f'configs/toy/{name}.py', 'Metadata': meta,
-            'Results': [{'Task': 'Object Detection', 'Dataset': 'COCO',
-                         'Metrics': {'box AP': box}}]}
+    return {
+        'Name':
+        name,
+        'In Collection':
+        'Toy',
+        'Config':
+        f'configs/toy/{name}.py',
+        'Metadata':
+        meta,
+        'Results': [{
+            'Task': 'Object Detection',
+            'Dataset': 'COCO',
+            'Metrics': {
+                'box AP': box
+            }
+        }]
+    }, backbone_cfg
 
 
-def test_pairs_and_paper_values_follow_the_model_index(tmp_path,
-                                                       monkeypatch, capsys):
+def test_pairs_and_paper_values_follow_the_model_index(tmp_path, monkeypatch,
+                                                       capsys):
     """The baseline a metafile names wins over the structural match (here
     it even has another depth), and the paper values are that index's; with
     no index, the run pairs with the structural match."""
     runs = str(tmp_path / 'work_dirs')
     ep = dict(type='EpochBasedTrainLoop', max_epochs=1)
-    for name, backbone, box in (
-            ('toy-skip', dict(type='mmgate.SkipResNet', depth=50), 0.40),
-            ('toy-plain', dict(type='ResNet', depth=101), 0.30),
-            ('decoy_resnet50', dict(type='ResNet', depth=50), 0.35)):
+    for name, backbone, box in (('toy-skip',
+                                 dict(type='mmgate.SkipResNet',
+                                      depth=50), 0.40),
+                                ('toy-plain', dict(type='ResNet', depth=101),
+                                 0.30), ('decoy_resnet50',
+                                         dict(type='ResNet', depth=50), 0.35)):
         _write_run(runs, name, _cascade(backbone), 'CocoDataset', ep,
-                   [(1, {'coco/bbox_mAP': box, 'coco/segm_mAP': box})])
-    index = _write_index(str(tmp_path / 'index'), [
-        _toy_model('toy-plain', 33.3),
-        _toy_model('toy-skip', 44.4, baseline='toy-plain',
-                   backbone='SkipResNet-50')
-    ])
+                   [(1, {
+                       'coco/bbox_mAP': box,
+                       'coco/segm_mAP': box
+                   })])
+    index = _write_index(
+        str(tmp_path / 'index'), [
+            _toy_model('toy-plain', 33.3, dict(type='ResNet', depth=101)),
+            _toy_model(
+                'toy-skip',
+                44.4,
+                dict(type='mmgate.SkipResNet', depth=50),
+                baseline='toy-plain',
+                backbone='SkipResNet-50')
+        ])
 
     def pairs(report):
         return {(p.base.config, p.skip.config, p.paired_by)
@@ -506,42 +596,45 @@ def test_pairs_and_paper_values_follow_the_model_index(tmp_path,
     assert pairs(build_report(runs)) == pairs(report)
     monkeypatch.delenv(MODEL_INDEX_ENV)
     # mmgate's own index knows none of these names
-    assert pairs(build_report(runs)) == {
-        ('decoy_resnet50', 'toy-skip', 'config')}
+    assert pairs(build_report(runs)) == {('decoy_resnet50', 'toy-skip',
+                                          'config')}
     # the baseline has no run: the structural match, with a note
     os.rename(osp.join(runs, 'toy-plain'), str(tmp_path / 'elsewhere'))
     report = build_report(runs, model_index=index)
     assert pairs(report) == {('decoy_resnet50', 'toy-skip', 'config')}
     (skip, ) = [s for s in report.summaries if s.config == 'toy-skip']
-    assert skip.notes == ['no run of its baseline toy-plain; paired by '
-                          'config with decoy_resnet50']
+    assert skip.notes == [
+        'no run of its baseline toy-plain; paired by '
+        'config with decoy_resnet50'
+    ]
     # the command line: --model-index / --no-model-index
     tool = load_tool('analysis/benchmark_report')
-    report, _ = tool.main([runs, '--out-dir', str(tmp_path / 'a'),
-                           '--model-index', osp.dirname(index)])
+    report, _ = tool.main([
+        runs, '--out-dir',
+        str(tmp_path / 'a'), '--model-index',
+        osp.dirname(index)
+    ])
     assert report.model_index == index
     assert {s.config: s.paper for s in report.summaries}['toy-skip'] == \
         dict(box_mAP=44.4)
-    report, _ = tool.main([runs, '--out-dir', str(tmp_path / 'b'),
-                           '--no-model-index'])
+    report, _ = tool.main(
+        [runs, '--out-dir',
+         str(tmp_path / 'b'), '--no-model-index'])
     assert report.model_index is None
     assert 'No model index was read.' in capsys.readouterr().out
+    # a model whose config is gone: its backbone cannot be compared
+    os.remove(osp.join(osp.dirname(index), 'configs', 'toy', 'toy-skip.py'))
+    (skip, ) = [
+        s for s in build_report(runs, model_index=index).summaries
+        if s.config == 'toy-skip'
+    ]
+    assert skip.paper == {}
+    assert skip.notes[0] == ('config of toy-skip, but its backbone is '
+                             'unknown (no file configs/toy/toy-skip.py): no '
+                             'paper values')
 
 
-def test_describe_backbone_and_bad_root(tmp_path):
-    info = describe_backbone(dict(type='mmgate.SkipResNeXt', depth=101))
-    assert info.canonical == 'SkipResNeXt-101-32x4d' and info.skip
-    base = describe_backbone(dict(type='ResNeXt', depth=101, groups=32,
-                                  base_width=4))
-    assert base.family_key == info.family_key and not base.skip
-    conv = describe_backbone(dict(type='mmgate.SkipConvNeXt', arch='tiny'))
-    assert conv.canonical == 'SkipConvNeXt-T'
-    narrow = describe_backbone(dict(type='mmgate.SkipResNet', depth=50,
-                                    base_channels=16))
-    assert narrow.canonical is None and narrow.label.endswith('(w16)')
-    assert narrow.known and info.known
-    dense = describe_backbone(dict(type='mmgate.DenseResNet', depth=34))
-    assert dense.skip and not dense.known and dense.canonical is None
+def test_bad_root(tmp_path):
     with pytest.raises(FileNotFoundError, match='not a directory'):
         find_runs(str(tmp_path / 'nowhere'))
 
@@ -551,9 +644,10 @@ def test_truncated_log_line_is_reported(tmp_path):
         str(tmp_path), 'cascade_rcnn_skipresnet50_coco',
         _cascade(dict(type='mmgate.SkipResNet', depth=50)), 'CocoDataset',
         dict(type='EpochBasedTrainLoop', max_epochs=12),
-        [(12, {'coco/bbox_mAP': 0.47})])
-    scalars = osp.join(work_dir, '20240101_000000', 'vis_data',
-                       'scalars.json')
+        [(12, {
+            'coco/bbox_mAP': 0.47
+        })])
+    scalars = osp.join(work_dir, '20240101_000000', 'vis_data', 'scalars.json')
     with open(scalars, 'a') as f:
         f.write('{"coco/bbox_mAP": 0.4')  # a run still writing
     (s, ) = build_report(str(tmp_path)).summaries
@@ -567,16 +661,21 @@ def test_demo_layout_nested_test_runs(tmp_path):
     training, the final test in <run>/test after it."""
     work_dir = _write_run(
         str(tmp_path), 'cascade_rcnn_skipresnet18_demo',
-        _cascade(dict(type='mmgate.SkipResNet', depth=18, base_channels=32)),
-        'CocoDataset', dict(type='EpochBasedTrainLoop', max_epochs=4),
-        [(4, {'coco/bbox_mAP': 0.05, 'coco/segm_mAP': 0.04})])
+        _cascade(dict(type='mmgate.SkipResNet', depth=18,
+                      base_channels=32)), 'CocoDataset',
+        dict(type='EpochBasedTrainLoop', max_epochs=4), [(4, {
+            'coco/bbox_mAP': 0.05,
+            'coco/segm_mAP': 0.04
+        })])
     for sub, ts, value in (('untrained', '20231231_235959', 0.0),
                            ('test', '20240102_000000', 0.061)):
         os.makedirs(osp.join(work_dir, sub, ts))
         Config(dict(model=dict(type='CascadeRCNN'))).dump(
             osp.join(work_dir, sub, 'cascade_rcnn_skipresnet18_demo.py'))
-        dump({'coco/bbox_mAP': value, 'coco/segm_mAP': value / 2},
-             osp.join(work_dir, sub, ts, f'{ts}.json'))
+        dump({
+            'coco/bbox_mAP': value,
+            'coco/segm_mAP': value / 2
+        }, osp.join(work_dir, sub, ts, f'{ts}.json'))
     runs = find_runs(str(tmp_path))
     assert [r.name for r in runs] == ['cascade_rcnn_skipresnet18_demo']
     (s, ) = build_report(str(tmp_path)).summaries
@@ -584,7 +683,8 @@ def test_demo_layout_nested_test_runs(tmp_path):
     assert s.metrics == pytest.approx(dict(box_mAP=6.1, mask_mAP=3.05))
     assert s.backbone.label == 'SkipResNet-18 (w32)' and s.paper == {}
     assert s.notes == [
-        'test 20231231_235959 (untrained) predates the training: not used']
+        'test 20231231_235959 (untrained) predates the training: not used'
+    ]
     # without the final test, the untrained one is not taken for a result
     import shutil
     shutil.rmtree(osp.join(work_dir, 'test'))
@@ -595,25 +695,28 @@ def test_demo_layout_nested_test_runs(tmp_path):
 
 def test_report_and_curves_clis(paper_dirs, tmp_path, capsys):
     report, paths = load_tool('analysis/benchmark_report').main(
-        [paper_dirs, '--out-dir', str(tmp_path / 'report')])
+        [paper_dirs, '--out-dir',
+         str(tmp_path / 'report')])
     out = capsys.readouterr().out
     assert '## Base vs Skip' in out and '4 runs, 2 pairs' in out
     with open(paths['pairs_csv'], newline='') as f:
         rows = list(csv.DictReader(f))
     assert {r['paired_by'] for r in rows} == {'metafile'}
-    assert {(r['skip_config'], r['metric']): float(r['paper_gain'])
-            for r in rows}[(SEG_SKIP, 'mIoU')] == pytest.approx(0.5)
+    assert {
+        (r['skip_config'], r['metric']): float(r['paper_gain'])
+        for r in rows
+    }[(SEG_SKIP, 'mIoU')] == pytest.approx(0.5)
     _assert_png(paths['png'])
     png = str(tmp_path / 'curves.png')
     res = load_tool('analysis/plot_curves').main([
         osp.join(paper_dirs, SEG_BASE),
-        osp.join(paper_dirs, SEG_SKIP), '--out', png,
-        '--labels', 'R-50', 'Skip-R-50'
+        osp.join(paper_dirs, SEG_SKIP), '--out', png, '--labels', 'R-50',
+        'Skip-R-50'
     ])
     # the default metrics of a segmentation run, each run has both
-    assert sorted(res['drawn']) == sorted(
-        f'{r}: {k}' for r in (SEG_BASE, SEG_SKIP)
-        for k in ('loss', 'mIoU', 'aAcc'))
+    assert sorted(res['drawn']) == sorted(f'{r}: {k}'
+                                          for r in (SEG_BASE, SEG_SKIP)
+                                          for k in ('loss', 'mIoU', 'aAcc'))
     _assert_png(png)
 
 
@@ -643,17 +746,20 @@ def _seeded_run(root, config, backbone, seed, box, lr=0.02, test=True):
     same directory."""
     work_dir = osp.join(root, f'{config}_seed{seed}')
     os.makedirs(osp.join(work_dir, '20240101_000000'))
-    Config(dict(
-        default_scope='mmdet', model=_cascade(backbone, 4),
-        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=2),
-        val_dataloader=dict(dataset=dict(type='CocoDataset')),
-        val_evaluator=dict(type='CocoMetric', metric=['bbox', 'segm']),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
-        randomness=dict(seed=seed, deterministic=False),
-        work_dir=work_dir, load_from=osp.join(work_dir, 'epoch_2.pth'),
-        launcher='none')).dump(osp.join(work_dir, f'{config}.py'))
-    backend = LocalVisBackend(save_dir=osp.join(work_dir, '20240101_000000',
-                                                'vis_data'))
+    Config(
+        dict(
+            default_scope='mmdet',
+            model=_cascade(backbone, 4),
+            train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=2),
+            val_dataloader=dict(dataset=dict(type='CocoDataset')),
+            val_evaluator=dict(type='CocoMetric', metric=['bbox', 'segm']),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
+            randomness=dict(seed=seed, deterministic=False),
+            work_dir=work_dir,
+            load_from=osp.join(work_dir, 'epoch_2.pth'),
+            launcher='none')).dump(osp.join(work_dir, f'{config}.py'))
+    backend = LocalVisBackend(
+        save_dir=osp.join(work_dir, '20240101_000000', 'vis_data'))
     backend._init_env()
     backend.add_scalars(dict(lr=lr, loss=1.5, iter=10, epoch=2), step=10)
     for ckpt in ('epoch_1.pth', 'epoch_2.pth'):
@@ -661,8 +767,10 @@ def _seeded_run(root, config, backbone, seed, box, lr=0.02, test=True):
     if test:
         ts = '20240102_000000'
         os.makedirs(osp.join(work_dir, ts))
-        dump({'coco/bbox_mAP': box, 'coco/segm_mAP': box / 2},
-             osp.join(work_dir, ts, f'{ts}.json'))
+        dump({
+            'coco/bbox_mAP': box,
+            'coco/segm_mAP': box / 2
+        }, osp.join(work_dir, ts, f'{ts}.json'))
     return work_dir
 
 
@@ -691,12 +799,12 @@ def seeded_dirs(tmp_path):
 
 
 def test_seeded_runs_are_grouped_and_paired_by_seed(seeded_dirs, tmp_path):
-    report, paths = write_report(seeded_dirs, str(tmp_path / 'out'),
-                                 model_index=False)
+    report, paths = write_report(
+        seeded_dirs, str(tmp_path / 'out'), model_index=False)
     # the folder holding the configs is not a run; every seed is
     assert sorted(s.config for s in report.summaries) == sorted(
-        [f'frcnn_skip_seed{i}' for i in range(4)] +
-        [f'frcnn_base_seed{i}' for i in (0, 1, 2, 4)] +
+        [f'frcnn_skip_seed{i}'
+         for i in range(4)] + [f'frcnn_base_seed{i}' for i in (0, 1, 2, 4)] +
         ['frcnn_skip_lr_seed0'])
     groups = {g.label: g for g in report.groups}
     assert set(groups) == {'frcnn_skip', 'frcnn_base', 'frcnn_skip_lr'}
@@ -716,7 +824,8 @@ def test_seeded_runs_are_grouped_and_paired_by_seed(seeded_dirs, tmp_path):
     # another lr: a group of its own, with no plain twin to compare with
     assert groups['frcnn_skip_lr'].notes == [
         'no group of plain runs with the same config but the backbone: not '
-        'compared seed by seed']
+        'compared seed by seed'
+    ]
 
     # gated vs base over the seeds both have: 0, 1, 2
     (gp, ) = report.group_pairs
@@ -727,12 +836,16 @@ def test_seeded_runs_are_grouped_and_paired_by_seed(seeded_dirs, tmp_path):
     assert test.t == pytest.approx(7.) and not test.includes_zero
     assert test.p == pytest.approx(1 - 7 / math.sqrt(51))
     # each seeded run is paired with the base run of its seed
-    pairs = {p.skip.config: p.base.config for p in report.pairs
-             if p.skip.config.startswith('frcnn_skip_seed')}
-    assert pairs == {'frcnn_skip_seed0': 'frcnn_base_seed0',
-                     'frcnn_skip_seed1': 'frcnn_base_seed1',
-                     'frcnn_skip_seed2': 'frcnn_base_seed2',
-                     'frcnn_skip_seed3': 'frcnn_base_seed0'}
+    pairs = {
+        p.skip.config: p.base.config
+        for p in report.pairs if p.skip.config.startswith('frcnn_skip_seed')
+    }
+    assert pairs == {
+        'frcnn_skip_seed0': 'frcnn_base_seed0',
+        'frcnn_skip_seed1': 'frcnn_base_seed1',
+        'frcnn_skip_seed2': 'frcnn_base_seed2',
+        'frcnn_skip_seed3': 'frcnn_base_seed0'
+    }
 
     md = open(paths['markdown']).read()
     assert '## Seeded runs' in md and '## Gated vs base, paired by seed' \
@@ -780,5 +893,27 @@ def test_seed_interval_including_zero_is_said_plainly(tmp_path):
     assert '| +10.00 | - | - | - | one pair: no interval (train with ' \
         '--seeds 2 or more) |' in md
     out = load_tool('analysis/benchmark_report').main(
-        [root, '--out-dir', str(tmp_path / 'r'), '--no-model-index'])
+        [root, '--out-dir',
+         str(tmp_path / 'r'), '--no-model-index'])
     assert len(out[0].groups) == 4
+
+
+def test_tools_write_under_work_dirs_by_default():
+    """The analysis tools write their reports and figures to work_dirs/,
+    which git ignores, never into the source tree."""
+    report = load_tool('analysis/benchmark_report').parse_args([])
+    curves = load_tool('analysis/plot_curves').parse_args(['work_dirs/a'])
+    gates = load_tool('analysis/gate_analysis').parse_args(
+        ['cfg.py', '--random', '1'])
+    outputs = [
+        osp.join(report.out_dir, 'report.md'), curves.out,
+        osp.join(gates.out_dir, 'gates.png')
+    ]
+    assert all(p.startswith('work_dirs/') for p in outputs)
+    if not osp.isdir(osp.join(REPO_ROOT, '.git')):
+        pytest.skip('not a git checkout')
+    ignored = subprocess.run(['git', 'check-ignore', *outputs],
+                             cwd=REPO_ROOT,
+                             capture_output=True,
+                             text=True)
+    assert ignored.stdout.split() == outputs

@@ -12,23 +12,32 @@ def test_t_distribution_closed_forms():
     with 2 its CDF is 1/2 + t / (2 sqrt(2 + t^2)); both invert in closed
     form."""
     for t in (-30., -2.5, -0.3, 0., 0.7, 4., 60.):
-        assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi,
-                                            abs=1e-12)
+        assert t_cdf(t, 1) == pytest.approx(
+            0.5 + math.atan(t) / math.pi, abs=1e-12)
         assert t_cdf(t, 2) == pytest.approx(
             0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-12)
     for p in (0.6, 0.9, 0.95, 0.975, 0.995):
-        assert t_ppf(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)),
-                                            rel=1e-9)
+        assert t_ppf(p, 1) == pytest.approx(
+            math.tan(math.pi * (p - 0.5)), rel=1e-9)
         q = 2 * p - 1
         assert t_ppf(p, 2) == pytest.approx(
             q * math.sqrt(2 / (1 - q * q)), rel=1e-9)
         assert t_ppf(1 - p, 7) == pytest.approx(-t_ppf(p, 7), rel=1e-12)
 
 
-@pytest.mark.parametrize('df,quantile', [
-    # two-sided 95 % critical values of the t table
-    (1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571),
-    (10, 2.228), (30, 2.042), (1000, 1.962)])
+@pytest.mark.parametrize(
+    'df,quantile',
+    [
+        # two-sided 95 % critical values of the t table
+        (1, 12.706),
+        (2, 4.303),
+        (3, 3.182),
+        (4, 2.776),
+        (5, 2.571),
+        (10, 2.228),
+        (30, 2.042),
+        (1000, 1.962)
+    ])
 def test_t_table(df, quantile):
     assert t_ppf(0.975, df) == pytest.approx(quantile, abs=5e-4)
     assert t_cdf(t_ppf(0.975, df), df) == pytest.approx(0.975, abs=1e-12)
@@ -38,11 +47,9 @@ def test_against_scipy():
     stats = pytest.importorskip('scipy.stats')
     for df in (1, 2, 3, 5, 8, 19, 50):
         for t in (-9., -1.2, 0.4, 2.2, 7.):
-            assert t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df),
-                                                 abs=1e-12)
+            assert t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), abs=1e-12)
         for p in (0.9, 0.975, 0.999):
-            assert t_ppf(p, df) == pytest.approx(stats.t.ppf(p, df),
-                                                 rel=1e-9)
+            assert t_ppf(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-9)
     a, b = [33.1, 35.4, 34.0, 36.2], [32.0, 35.9, 33.1, 34.4]
     ours, ref = paired_t_test(a, b), stats.ttest_rel(a, b)
     assert ours.t == pytest.approx(ref.statistic, rel=1e-12)
@@ -78,8 +85,7 @@ def test_paired_t_test_by_hand():
     assert test.t == pytest.approx(7.)
     assert test.p == pytest.approx(1 - 7 / math.sqrt(51), rel=1e-9)
     half = 4.302652729749464 * math.sqrt(1 / 12) / math.sqrt(3)
-    assert (test.low, test.high) == pytest.approx((7 / 6 - half,
-                                                   7 / 6 + half))
+    assert (test.low, test.high) == pytest.approx((7 / 6 - half, 7 / 6 + half))
     assert test.includes_zero is False
 
     # differences +2 and -1: the interval spans 0
@@ -93,7 +99,7 @@ def test_paired_t_test_by_hand():
     # one pair: a difference, no interval, no test
     one = paired_t_test([50.], [48.])
     assert (one.mean, one.low, one.p, one.includes_zero) == (2., None, None,
-                                                            None)
+                                                             None)
     # every seed differs by the same amount: no spread
     same = paired_t_test([3., 4.], [2., 3.])
     assert (same.low, same.high, same.p) == (1., 1., 0.)

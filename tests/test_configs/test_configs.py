@@ -22,14 +22,13 @@ import re
 import numpy as np
 import pytest
 import torch
-
-import mmgate  # noqa: F401
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DATASETS, FUNCTIONS, MODELS, init_default_scope
 
+import mmgate  # noqa: F401
 from tests.helpers import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -38,83 +37,84 @@ ROOT = REPO_ROOT
 # only inherits the new one (tested below), so old command lines still work.
 LEGACY = {
     'cascade_rcnn_resnet101_coco.py':
-        'skipresnet/cascade-mask-rcnn_resnet101_fpn_ms-3x_coco.py',
+    'skipresnet/cascade-mask-rcnn_resnet101_fpn_ms-3x_coco.py',
     'cascade_rcnn_resnet50_coco.py':
-        'skipresnet/cascade-mask-rcnn_resnet50_fpn_ms-3x_coco.py',
+    'skipresnet/cascade-mask-rcnn_resnet50_fpn_ms-3x_coco.py',
     'cascade_rcnn_resnext101_32x4d_coco.py':
-        'skipresnet/cascade-mask-rcnn_resnext101-32x4d_fpn_ms-3x_coco.py',
+    'skipresnet/cascade-mask-rcnn_resnext101-32x4d_fpn_ms-3x_coco.py',
     'cascade_rcnn_resnext50_32x4d_coco.py':
-        'skipresnet/cascade-mask-rcnn_resnext50-32x4d_fpn_ms-3x_coco.py',
+    'skipresnet/cascade-mask-rcnn_resnext50-32x4d_fpn_ms-3x_coco.py',
     'cascade_rcnn_skipresnet101_coco.py':
-        'skipresnet/cascade-mask-rcnn_skipresnet101_fpn_ms-3x_coco.py',
+    'skipresnet/cascade-mask-rcnn_skipresnet101_fpn_ms-3x_coco.py',
     'cascade_rcnn_skipresnet50_coco.py':
-        'skipresnet/cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py',
+    'skipresnet/cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py',
     'cascade_rcnn_skipresnext101_32x4d_coco.py':
-        'skipresnet/cascade-mask-rcnn_skipresnext101-32x4d_fpn_ms-3x_coco.py',
+    'skipresnet/cascade-mask-rcnn_skipresnext101-32x4d_fpn_ms-3x_coco.py',
     'cascade_rcnn_skipresnext50_32x4d_coco.py':
-        'skipresnet/cascade-mask-rcnn_skipresnext50-32x4d_fpn_ms-3x_coco.py',
+    'skipresnet/cascade-mask-rcnn_skipresnext50-32x4d_fpn_ms-3x_coco.py',
     'cls_convnext_base_in1k.py':
-        'skipconvnext/convnext-base_8xb128-cos300e_in1k.py',
+    'skipconvnext/convnext-base_8xb128-cos300e_in1k.py',
     'cls_convnext_small_in1k.py':
-        'skipconvnext/convnext-small_8xb128-cos300e_in1k.py',
+    'skipconvnext/convnext-small_8xb128-cos300e_in1k.py',
     'cls_convnext_tiny_in1k.py':
-        'skipconvnext/convnext-tiny_8xb128-cos300e_in1k.py',
+    'skipconvnext/convnext-tiny_8xb128-cos300e_in1k.py',
     'cls_resnet101_in1k.py':
-        'skipresnet/resnet101_8xb128-cos300e_in1k.py',
+    'skipresnet/resnet101_8xb128-cos300e_in1k.py',
     'cls_resnet34_in1k.py':
-        'skipresnet/resnet34_8xb128-cos300e_in1k.py',
+    'skipresnet/resnet34_8xb128-cos300e_in1k.py',
     'cls_resnet50_in1k-pre_cifar100.py':
-        'skipresnet/resnet50_in1k-pre_8xb16-cos50e_cifar100-224px.py',
+    'skipresnet/resnet50_in1k-pre_8xb16-cos50e_cifar100-224px.py',
     'cls_resnet50_in1k.py':
-        'skipresnet/resnet50_8xb128-cos300e_in1k.py',
+    'skipresnet/resnet50_8xb128-cos300e_in1k.py',
     'cls_resnext101_32x4d_in1k.py':
-        'skipresnet/resnext101-32x4d_8xb128-cos300e_in1k.py',
+    'skipresnet/resnext101-32x4d_8xb128-cos300e_in1k.py',
     'cls_resnext50_32x4d_in1k.py':
-        'skipresnet/resnext50-32x4d_8xb128-cos300e_in1k.py',
+    'skipresnet/resnext50-32x4d_8xb128-cos300e_in1k.py',
     'cls_skipconvnext_base_in1k.py':
-        'skipconvnext/skipconvnext-base_8xb128-cos300e_in1k.py',
+    'skipconvnext/skipconvnext-base_8xb128-cos300e_in1k.py',
     'cls_skipconvnext_small_in1k.py':
-        'skipconvnext/skipconvnext-small_8xb128-cos300e_in1k.py',
+    'skipconvnext/skipconvnext-small_8xb128-cos300e_in1k.py',
     'cls_skipconvnext_tiny_in1k.py':
-        'skipconvnext/skipconvnext-tiny_8xb128-cos300e_in1k.py',
+    'skipconvnext/skipconvnext-tiny_8xb128-cos300e_in1k.py',
     'cls_skipresnet101_in1k.py':
-        'skipresnet/skipresnet101_8xb128-cos300e_in1k.py',
+    'skipresnet/skipresnet101_8xb128-cos300e_in1k.py',
     'cls_skipresnet34_in1k.py':
-        'skipresnet/skipresnet34_8xb128-cos300e_in1k.py',
+    'skipresnet/skipresnet34_8xb128-cos300e_in1k.py',
     'cls_skipresnet50_in1k-pre_cifar100.py':
-        'skipresnet/skipresnet50_in1k-pre_8xb16-cos50e_cifar100-224px.py',
+    'skipresnet/skipresnet50_in1k-pre_8xb16-cos50e_cifar100-224px.py',
     'cls_skipresnet50_in1k.py':
-        'skipresnet/skipresnet50_8xb128-cos300e_in1k.py',
+    'skipresnet/skipresnet50_8xb128-cos300e_in1k.py',
     'cls_skipresnext101_32x4d_in1k.py':
-        'skipresnet/skipresnext101-32x4d_8xb128-cos300e_in1k.py',
+    'skipresnet/skipresnext101-32x4d_8xb128-cos300e_in1k.py',
     'cls_skipresnext50_32x4d_in1k.py':
-        'skipresnet/skipresnext50-32x4d_8xb128-cos300e_in1k.py',
+    'skipresnet/skipresnext50-32x4d_8xb128-cos300e_in1k.py',
     'upernet_resnet101_ade20k.py':
-        'skipresnet/upernet_resnet101_8xb2-160k_ade20k-512x512.py',
+    'skipresnet/upernet_resnet101_8xb2-160k_ade20k-512x512.py',
     'upernet_resnet50_ade20k.py':
-        'skipresnet/upernet_resnet50_8xb2-160k_ade20k-512x512.py',
+    'skipresnet/upernet_resnet50_8xb2-160k_ade20k-512x512.py',
     'upernet_resnext101_32x4d_ade20k.py':
-        'skipresnet/upernet_resnext101-32x4d_8xb2-160k_ade20k-512x512.py',
+    'skipresnet/upernet_resnext101-32x4d_8xb2-160k_ade20k-512x512.py',
     'upernet_resnext50_32x4d_ade20k.py':
-        'skipresnet/upernet_resnext50-32x4d_8xb2-160k_ade20k-512x512.py',
+    'skipresnet/upernet_resnext50-32x4d_8xb2-160k_ade20k-512x512.py',
     'upernet_skipresnet101_ade20k.py':
-        'skipresnet/upernet_skipresnet101_8xb2-160k_ade20k-512x512.py',
+    'skipresnet/upernet_skipresnet101_8xb2-160k_ade20k-512x512.py',
     'upernet_skipresnet50_ade20k.py':
-        'skipresnet/upernet_skipresnet50_8xb2-160k_ade20k-512x512.py',
+    'skipresnet/upernet_skipresnet50_8xb2-160k_ade20k-512x512.py',
     'upernet_skipresnext101_32x4d_ade20k.py':
-        'skipresnet/upernet_skipresnext101-32x4d_8xb2-160k_ade20k-512x512.py',
+    'skipresnet/upernet_skipresnext101-32x4d_8xb2-160k_ade20k-512x512.py',
     'upernet_skipresnext50_32x4d_ade20k.py':
-        'skipresnet/upernet_skipresnext50-32x4d_8xb2-160k_ade20k-512x512.py',
+    'skipresnet/upernet_skipresnext50-32x4d_8xb2-160k_ade20k-512x512.py',
     'seed_layers/cascade_rcnn_skipresnet50-gausspool_coco.py':
-        'seed_layers/'
-        'cascade-mask-rcnn_skipresnet50-gausspool-pre_fpn_ms-3x_coco.py',
+    'seed_layers/'
+    'cascade-mask-rcnn_skipresnet50-gausspool-pre_fpn_ms-3x_coco.py',
 }
-LEGACY = {osp.join('configs', k): osp.join('configs', v)
-          for k, v in LEGACY.items()}
+LEGACY = {
+    osp.join('configs', k): osp.join('configs', v)
+    for k, v in LEGACY.items()
+}
 CONFIGS = sorted(
-    osp.relpath(p, ROOT)
-    for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                       recursive=True)
+    osp.relpath(p, ROOT) for p in glob.glob(
+        osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
     if '_base_' not in osp.relpath(p, ROOT).split(osp.sep)
     and osp.relpath(p, ROOT) not in LEGACY)
 RELEASE = ('https://github.com/takedarts/skipresnet-pretrained/releases/'
@@ -136,9 +136,10 @@ SIZE_KEYS = ('scale', 'crop_size', 'size')
 
 @pytest.fixture(scope='module')
 def demo_roots(tiny_demo):
-    return dict(coco=str(tiny_demo / 'coco') + '/',
-                ade=str(tiny_demo / 'ade'),
-                imagenet=str(tiny_demo / 'imagenet'))
+    return dict(
+        coco=str(tiny_demo / 'coco') + '/',
+        ade=str(tiny_demo / 'ade'),
+        imagenet=str(tiny_demo / 'imagenet'))
 
 
 def _factor(cfg, scope):
@@ -214,13 +215,18 @@ def _samples(cfg, scope, demo_roots):
     if str(data_cfg['type']).startswith('CIFAR'):  # binary batches: arrays
         rng = np.random.default_rng(0)
         transform = Compose(pipeline)
-        return [transform(dict(img=rng.integers(0, 255, (32, 32, 3),
-                                                dtype=np.uint8),
-                               gt_label=i, img_shape=(32, 32),
-                               ori_shape=(32, 32))) for i in range(2)]
+        return [
+            transform(
+                dict(
+                    img=rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+                    gt_label=i,
+                    img_shape=(32, 32),
+                    ori_shape=(32, 32))) for i in range(2)
+        ]
     if scope == 'mmdet':
-        data_cfg.update(data_root=demo_roots['coco'], metainfo=dict(
-            classes=('person', 'ball', 'box', 'signboard')))
+        data_cfg.update(
+            data_root=demo_roots['coco'],
+            metainfo=dict(classes=('person', 'ball', 'box', 'signboard')))
     elif scope == 'mmseg':
         data_cfg['data_root'] = demo_roots['ade']
     else:
@@ -242,8 +248,8 @@ def test_config_trains_one_iteration(path, demo_roots):
     if cfg.get('data_preprocessor') is not None:  # as the Runner does
         model_cfg.setdefault('data_preprocessor',
                              copy.deepcopy(cfg.data_preprocessor))
-    _shrink_sizes(model_cfg.get('data_preprocessor') or {},
-                  _factor(cfg, scope))
+    _shrink_sizes(
+        model_cfg.get('data_preprocessor') or {}, _factor(cfg, scope))
     _fewer_rois(model_cfg.get('train_cfg') or {})
     model = revert_sync_batchnorm(MODELS.build(model_cfg))
     model.init_weights()
@@ -256,29 +262,33 @@ def test_config_trains_one_iteration(path, demo_roots):
     data = collate(samples)
 
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()
-              if p.requires_grad and n.startswith('backbone.')}
+    before = {
+        n: p.detach().clone()
+        for n, p in model.named_parameters()
+        if p.requires_grad and n.startswith('backbone.')
+    }
     log_vars = model.train_step(data, optim_wrapper)
     assert torch.isfinite(log_vars['loss']), f'{path}: loss {log_vars}'
-    moved = [n for n, p in model.named_parameters()
-             if n in before and not torch.equal(p, before[n])]
+    moved = [
+        n for n, p in model.named_parameters()
+        if n in before and not torch.equal(p, before[n])
+    ]
     assert len(moved) > len(before) // 2, \
         f'{path}: only {len(moved)} of {len(before)} backbone tensors moved'
 
 
-@pytest.mark.parametrize(
-    'path', [p for p in CONFIGS
-             if osp.dirname(p) in ('configs/skipresnet',
-                                   'configs/skipconvnext')])
+@pytest.mark.parametrize('path', [
+    p for p in CONFIGS
+    if osp.dirname(p) in ('configs/skipresnet', 'configs/skipconvnext')
+])
 def test_config_points_at_the_right_weights(path):
     """Detection / segmentation / fine-tuning Skip configs load the authors'
     published weights for their depth; baselines torchvision's (ResNet) or
     OpenMMLab's (ResNeXt); ImageNet pre-training starts from scratch."""
     cfg = Config.fromfile(osp.join(ROOT, path))
     backbone = cfg.model.backbone
-    found = _pretrained(cfg.model) + (
-        [(backbone, cfg.model.pretrained)] if cfg.model.get('pretrained')
-        else [])
+    found = _pretrained(cfg.model) + ([(backbone, cfg.model.pretrained)]
+                                      if cfg.model.get('pretrained') else [])
     name = osp.basename(path)
     if name.endswith('_in1k.py'):
         assert not found, f'{path} pre-trains from scratch'
@@ -303,10 +313,12 @@ def test_config_points_at_the_right_weights(path):
     assert bool(depth[1]) == backbone.type.startswith('mmgate.'), path
 
 
-@pytest.mark.parametrize('path', [
-    'configs/skipresnet/cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py',
-    'configs/cascade_rcnn_skipresnet50_coco.py',  # the published path
-])
+@pytest.mark.parametrize(
+    'path',
+    [
+        'configs/skipresnet/cascade-mask-rcnn_skipresnet50_fpn_ms-3x_coco.py',
+        'configs/cascade_rcnn_skipresnet50_coco.py',  # the published path
+    ])
 def test_the_mission_config_exists_and_says_skipresnet50(path):
     cfg = Config.fromfile(osp.join(ROOT, path))
     assert cfg.model.type == 'CascadeRCNN'
@@ -324,8 +336,10 @@ def test_the_mission_config_exists_and_says_skipresnet50(path):
 def test_config_layout():
     """One folder per family (README.md + metafile.yml), MMDetection-style
     names; at the top level only the legacy paths."""
-    top = {osp.relpath(p, ROOT)
-           for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))}
+    top = {
+        osp.relpath(p, ROOT)
+        for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))
+    }
     assert top == {p for p in LEGACY if osp.dirname(p) == 'configs'}
     for family in ('skipresnet', 'skipconvnext', 'dense', 'seed_layers'):
         for name in ('README.md', 'metafile.yml'):
@@ -339,9 +353,9 @@ def test_config_layout():
         assert name.startswith(('cascade-mask-rcnn_', 'upernet_')) or \
             re.match(r'^[a-z0-9.-]+_', name), name
         assert re.search(r'_(ms-3x|\d+xb\d+[-a-z0-9]*)_', name), name
-        assert name.endswith(('_coco.py', '_in1k.py', '-160px.py',
-                              '-512x512.py', '_cifar10.py', '_cifar100.py',
-                              '-224px.py')), name
+        assert name.endswith(
+            ('_coco.py', '_in1k.py', '-160px.py', '-512x512.py', '_cifar10.py',
+             '_cifar100.py', '-224px.py')), name
 
 
 @pytest.mark.parametrize('old', sorted(LEGACY))
@@ -352,10 +366,10 @@ def test_legacy_path_resolves_to_its_new_file(old):
     with open(osp.join(ROOT, old)) as f:
         code = [line for line in f if not line.startswith('#')]
     # nothing but the inheritance
-    assert ''.join(code).replace('\n', '').replace(' ', '') in (
-        f"_base_=['./{osp.relpath(new, osp.dirname(old))}']",
-        "_base_=['./{}/''{}']".format(*osp.split(
-            osp.relpath(new, osp.dirname(old))))), code
+    assert ''.join(code).replace('\n', '').replace(
+        ' ', '') in (f"_base_=['./{osp.relpath(new, osp.dirname(old))}']",
+                     "_base_=['./{}/''{}']".format(
+                         *osp.split(osp.relpath(new, osp.dirname(old))))), code
     old_cfg = Config.fromfile(osp.join(ROOT, old))
     new_cfg = Config.fromfile(osp.join(ROOT, new))
     assert old_cfg.model == new_cfg.model
@@ -371,11 +385,31 @@ def test_dense_recipe_inherits_the_resnet_recipe_unchanged():
                       'in1k_paper_recipe.py')
     with open(recipe) as f:
         assert "_base_ = '../../_base_/in1k_resnet_recipe.py'" in f.read()
-    with open(osp.join(ROOT, 'tests', 'data',
-                       'dense_in1k_configs_before.json')) as f:
+    with open(
+            osp.join(ROOT, 'tests', 'data',
+                     'dense_in1k_configs_before.json')) as f:
         before = json.load(f)
     # DenseResNet-34 x4, -50, ResNet-34, MobileNetV2, Dense-MobileNetV2 x2
     assert len(before) == 9
     for name, old in before.items():
         new = Config.fromfile(osp.join(ROOT, 'configs', 'dense', name))
-        assert json.loads(json.dumps(new.to_dict())) == old, name
+        # what changed since: mmgate's Runner and its checkpoint hook
+        expected = copy.deepcopy(old)
+        expected['runner_type'] = 'mmgate.Runner'
+        expected['default_hooks']['checkpoint']['type'] = \
+            'mmgate.CheckpointHook'
+        assert json.loads(json.dumps(new.to_dict())) == expected, name
+
+
+def test_every_config_runs_on_mmgates_runner():
+    """Every config (the demos, the baselines and the legacy paths too)
+    selects ``mmgate.Runner``, and names no checkpoint hook but mmgate's."""
+    wrong = []
+    for path in CONFIGS + sorted(LEGACY):
+        cfg = Config.fromfile(osp.join(ROOT, path))
+        hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+        if cfg.get('runner_type') != 'mmgate.Runner' or hook.get(
+                'type') not in ('mmgate.CheckpointHook', 'CheckpointHook'):
+            wrong.append(f'{path}: {cfg.get("runner_type")} '
+                         f'{hook.get("type")}')
+    assert not wrong, wrong

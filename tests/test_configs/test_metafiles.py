@@ -19,32 +19,40 @@ FAMILIES = ('skipresnet', 'skipconvnext', 'dense', 'seed_layers')
 
 # The published tables (Takeda, MIRU 2022; KAKENHI 20K11871 final report):
 # backbone -> ((base box AP, mask AP), (Skip box AP, mask AP)), ...
-DET = {'resnet50': ((44.81, 38.98), (47.72, 41.42)),
-       'resnet101': ((44.81, 38.82), (48.22, 42.01)),
-       'resnext50-32x4d': ((45.45, 39.47), (47.45, 41.30)),
-       'resnext101-32x4d': ((46.09, 39.82), (48.86, 42.24))}
-SEG = {'resnet50': ((80.19, 41.94), (80.16, 42.44)),
-       'resnet101': ((81.01, 44.02), (81.38, 44.43)),
-       'resnext50-32x4d': ((80.36, 42.69), (80.74, 43.39)),
-       'resnext101-32x4d': ((81.14, 44.07), (81.85, 45.65))}
+DET = {
+    'resnet50': ((44.81, 38.98), (47.72, 41.42)),
+    'resnet101': ((44.81, 38.82), (48.22, 42.01)),
+    'resnext50-32x4d': ((45.45, 39.47), (47.45, 41.30)),
+    'resnext101-32x4d': ((46.09, 39.82), (48.86, 42.24))
+}
+SEG = {
+    'resnet50': ((80.19, 41.94), (80.16, 42.44)),
+    'resnet101': ((81.01, 44.02), (81.38, 44.43)),
+    'resnext50-32x4d': ((80.36, 42.69), (80.74, 43.39)),
+    'resnext101-32x4d': ((81.14, 44.07), (81.85, 45.65))
+}
 # -> ((base top-1, params M, GFLOPs), (Skip ...))
-CLS = {'resnet34': ((75.53, 21.80, 3.681), (76.75, 22.72, 3.694)),
-       'resnet50': ((79.01, 25.56, 4.138), (80.41, 40.15, 4.201)),
-       'resnet101': ((80.36, 44.55, 7.874), (81.39, 83.36, 8.017)),
-       'resnext50-32x4d': ((79.73, 25.03, 4.292), (80.67, 39.63, 4.355)),
-       'resnext101-32x4d': ((80.66, 44.18, 8.063), (81.39, 82.99, 8.205)),
-       'convnext-tiny': ((81.57, 28.59, 4.569), (81.58, 31.14, 4.591)),
-       'convnext-small': ((83.14, 50.22, 8.863), (83.33, 56.58, 8.912)),
-       'convnext-base': ((83.55, 88.59, 15.58), (83.37, 99.85, 15.65))}
+CLS = {
+    'resnet34': ((75.53, 21.80, 3.681), (76.75, 22.72, 3.694)),
+    'resnet50': ((79.01, 25.56, 4.138), (80.41, 40.15, 4.201)),
+    'resnet101': ((80.36, 44.55, 7.874), (81.39, 83.36, 8.017)),
+    'resnext50-32x4d': ((79.73, 25.03, 4.292), (80.67, 39.63, 4.355)),
+    'resnext101-32x4d': ((80.66, 44.18, 8.063), (81.39, 82.99, 8.205)),
+    'convnext-tiny': ((81.57, 28.59, 4.569), (81.58, 31.14, 4.591)),
+    'convnext-small': ((83.14, 50.22, 8.863), (83.33, 56.58, 8.912)),
+    'convnext-base': ((83.55, 88.59, 15.58), (83.37, 99.85, 15.65))
+}
 # DenseResNet paper (Takeda, MIRU 2020): top-1 error, params M
-DENSE = {'resnet34_1xb64-cos300e_in1k-160px': (24.99, 21.80),
-         'dense-resnet34-n2_1xb64-cos300e_in1k-160px': (23.80, 22.75),
-         'dense-resnet34-n4_1xb64-cos300e_in1k-160px': (23.60, 23.38),
-         'dense-resnet34-n6_1xb64-cos300e_in1k-160px': (23.34, 24.00),
-         'dense-resnet34-n8_1xb64-cos300e_in1k-160px': (23.43, 24.60),
-         'mobilenetv2-1.0_1xb64-cos300e_in1k': (27.70, 3.50),
-         'dense-mobilenetv2-1.0_1xb64-cos300e_in1k': (26.60, 4.08),
-         'dense-resnet110-n4_1xb64-cos300e_cifar100': (22.62, 2.23)}
+DENSE = {
+    'resnet34_1xb64-cos300e_in1k-160px': (24.99, 21.80),
+    'dense-resnet34-n2_1xb64-cos300e_in1k-160px': (23.80, 22.75),
+    'dense-resnet34-n4_1xb64-cos300e_in1k-160px': (23.60, 23.38),
+    'dense-resnet34-n6_1xb64-cos300e_in1k-160px': (23.34, 24.00),
+    'dense-resnet34-n8_1xb64-cos300e_in1k-160px': (23.43, 24.60),
+    'mobilenetv2-1.0_1xb64-cos300e_in1k': (27.70, 3.50),
+    'dense-mobilenetv2-1.0_1xb64-cos300e_in1k': (26.60, 4.08),
+    'dense-resnet110-n4_1xb64-cos300e_cifar100': (22.62, 2.23)
+}
 # what a run of a config does; the rest of a config is bookkeeping
 RUN_KEYS = ('default_scope', 'model', 'data_preprocessor', 'train_dataloader',
             'val_dataloader', 'test_dataloader', 'val_evaluator',
@@ -61,8 +69,9 @@ def _configs():
     """Every config of a family (not the demo, _base_ or legacy files)."""
     out = []
     for family in FAMILIES:
-        for p in glob.glob(osp.join(ROOT, 'configs', family, '**', '*.py'),
-                           recursive=True):
+        for p in glob.glob(
+                osp.join(ROOT, 'configs', family, '**', '*.py'),
+                recursive=True):
             rel = osp.relpath(p, ROOT)
             if '_base_' in rel.split(osp.sep):
                 continue
@@ -78,8 +87,9 @@ def test_index_lists_every_family_config(index):
     baseline, collection, README and config files exist."""
     assert index.path == osp.realpath(osp.join(ROOT, 'model-index.yml'))
     assert index.check() == []
-    assert {osp.relpath(m.metafile, index.root) for m in index} == {
-        f'configs/{f}/metafile.yml' for f in FAMILIES}
+    assert {osp.relpath(m.metafile, index.root)
+            for m in index} == {f'configs/{f}/metafile.yml'
+                                for f in FAMILIES}
     configs = _configs()
     assert sorted(m.config for m in index) == configs
     assert len(index) == len(configs) == 63
@@ -117,16 +127,16 @@ def test_weights_are_the_published_files(index):
                'releases/download/v20220420/')
     weights = {m.name: m.weights for m in index if m.weights}
     assert weights == {
-        'skipresnet34_8xb128-cos300e_in1k': release +
-        'skipresnet34-b489f850.pth',
-        'skipresnet50_8xb128-cos300e_in1k': release +
-        'skipresnet50-c24b1e79.pth',
-        'skipresnet101_8xb128-cos300e_in1k': release +
-        'skipresnet101-c36370cc.pth',
-        'skipresnext50-32x4d_8xb128-cos300e_in1k': release +
-        'skipresnext50_32x4d-ee04428b.pth',
-        'skipresnext101-32x4d_8xb128-cos300e_in1k': release +
-        'skipresnext101_32x4d-5389c356.pth',
+        'skipresnet34_8xb128-cos300e_in1k':
+        release + 'skipresnet34-b489f850.pth',
+        'skipresnet50_8xb128-cos300e_in1k':
+        release + 'skipresnet50-c24b1e79.pth',
+        'skipresnet101_8xb128-cos300e_in1k':
+        release + 'skipresnet101-c36370cc.pth',
+        'skipresnext50-32x4d_8xb128-cos300e_in1k':
+        release + 'skipresnext50_32x4d-ee04428b.pth',
+        'skipresnext101-32x4d_8xb128-cos300e_in1k':
+        release + 'skipresnext101_32x4d-5389c356.pth',
     }
     # the detection / segmentation / fine-tuning configs start from them
     for m in index:
@@ -162,16 +172,18 @@ def test_legacy_configs_are_the_top_level_files(index):
     """Runs launched with a path the README used to publish match their
     model: every top-level config is a model's Legacy Config, and inherits
     that model's config."""
-    top = sorted(osp.relpath(p, ROOT)
-                 for p in glob.glob(osp.join(ROOT, 'configs', '*.py')))
+    top = sorted(
+        osp.relpath(p, ROOT)
+        for p in glob.glob(osp.join(ROOT, 'configs', '*.py')))
     legacy = {p: m for m in index for p in m.legacy_configs}
     assert set(top) <= set(legacy)
     for path, m in legacy.items():
         with open(osp.join(ROOT, path)) as f:
             text = f.read()
         base = re.sub(r"'\s+'", '', text.split('_base_ = ', 1)[1])
-        assert osp.normpath(osp.join(
-            osp.dirname(path), base.strip().strip("[]'"))) == m.config
+        assert osp.normpath(
+            osp.join(osp.dirname(path),
+                     base.strip().strip("[]'"))) == m.config
         name = osp.splitext(osp.basename(path))[0]
         assert index.match_config(name) is m
         assert index.match_config(f'/some/work_dir/{name}.py') is m
@@ -179,8 +191,8 @@ def test_legacy_configs_are_the_top_level_files(index):
 
 
 def test_model_index_path_resolution(tmp_path, monkeypatch):
-    (tmp_path / 'model-index.yml').write_text(
-        'Models:\n  - Name: only\n    Config: only.py\n')
+    (tmp_path / 'model-index.yml'
+     ).write_text('Models:\n  - Name: only\n    Config: only.py\n')
     monkeypatch.setenv(MODEL_INDEX_ENV, str(tmp_path))
     assert model_index_path() == osp.realpath(tmp_path / 'model-index.yml')
     assert [m.name for m in load_model_index()] == ['only']
@@ -218,10 +230,14 @@ def test_mim_search_lists_the_installed_package(index):
     finds mmgate/.mim/model-index.yml through the checkout's metadata
     (``python -m mim`` from the checkout) and prints every model with its
     metrics."""
-    result = subprocess.run(
-        [sys.executable, '-m', 'mim', 'search', 'mmgate',
-         '--display-width', '200'],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([
+        sys.executable, '-m', 'mim', 'search', 'mmgate', '--display-width',
+        '200'
+    ],
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     blocks = {}
     for block in result.stdout.split('config id: ')[1:]:

@@ -2,8 +2,9 @@
 warning naming them for a record the run skips as MMDetection does (decided
 per case in ``mmgate/datasets/checks.py``).
 
-``ANNOTATION_FAULTS`` are rows of README's fault table (rendered by
-``tests/test_tools/test_faults.py``); each is asserted here, exactly.
+``ANNOTATION_FAULTS`` are rows of the fault table of
+docs/en/user_guides/faults.md (rendered by ``tests/test_tools/
+test_faults.py``); each is asserted here, exactly.
 """
 import json
 import os.path as osp
@@ -15,7 +16,7 @@ import pytest
 from mmengine.config import Config
 
 from mmgate.datasets import DataError, DataWarning, check_data
-from tests.helpers import REPO_ROOT, coco_options, load_tool
+from tests.helpers import REPO_ROOT, coco_options
 from tests.test_tools.test_faults import Fault
 
 DET = 'configs/demo/cascade_rcnn_skipresnet18_demo.py'
@@ -23,44 +24,53 @@ ERROR = 'every file; the run stops before the Runner is built'
 SKIP = 'every other record; the run goes on without this one'
 
 ANNOTATION_FAULTS = {
-    'negative': Fault(
+    'negative':
+    Fault(
         'a box with a negative width or height',
         'annotation file {ann}: annotations[{i}] has a "bbox" with a '
         'negative width or height (COCO boxes are [x, y, w, h], not [x1, '
         'y1, x2, y2]): {json}', ERROR),
-    'zero': Fault(
+    'zero':
+    Fault(
         'a box of zero size (w or h < 1, or area 0)',
         'annotation file {ann}: annotations[{i}] has a box under 1 pixel '
         'wide or high, or a zero area: the record is skipped, as MMDetection '
         'does: {json}', SKIP),
-    'outside': Fault(
+    'outside':
+    Fault(
         'a box wholly outside its image',
         'annotation file {ann}: annotations[{i}] has a box outside its '
         '{width}x{height} image: the record is skipped, as MMDetection does: '
         '{json}', SKIP),
-    'polygon': Fault(
+    'polygon':
+    Fault(
         'a polygon with fewer than 3 points (another polygon left)',
         'annotation file {ann}: annotations[{i}] has a polygon with fewer '
         'than 3 points: the polygon is dropped, as MMDetection does: {json}',
         SKIP),
-    'polygon_only': Fault(
+    'polygon_only':
+    Fault(
         'an instance whose only polygon has fewer than 3 points',
         'annotation file {ann}: annotations[{i}] has a polygon with fewer '
         'than 3 points: the polygon is dropped and the instance ignored (no '
         'polygon is left), as MMDetection does: {json}', SKIP),
-    'category': Fault(
+    'category':
+    Fault(
         'a category_id missing from "categories"',
         'annotation file {ann}: annotations[{i}] refers to an unknown '
         'category_id {id} (not in "categories"): {json}', ERROR),
-    'dup_image': Fault(
+    'dup_image':
+    Fault(
         'two images with the same id',
         'annotation file {ann}: images[{i}] has the same id {id} as '
         'images[{j}]: {json}', ERROR),
-    'dup_ann': Fault(
+    'dup_ann':
+    Fault(
         'two annotations with the same id',
         'annotation file {ann}: annotations[{i}] has the same id {id} as '
         'annotations[{j}]: {json}', ERROR),
-    'size': Fault(
+    'size':
+    Fault(
         'an image whose size differs from its record',
         '{image} (CocoDataset, {key}) is {width}x{height} pixels, but its '
         'record images[{i}] in {ann} says {rec_width}x{rec_height} (width x '
@@ -103,25 +113,30 @@ def _check(root):
             error = None
         except DataError as e:
             error = str(e)
-    return error, [str(w.message) for w in caught
-                   if issubclass(w.category, DataWarning)]
+    return error, [
+        str(w.message) for w in caught if issubclass(w.category, DataWarning)
+    ]
 
 
 def _set_bbox(bbox, area=None, i=2):
+
     def edit(data):
         data['annotations'][i]['bbox'] = bbox
         if area is not None:
             data['annotations'][i]['area'] = area
         return _record(data, 'annotations', i)
+
     return edit
 
 
 def _polygon(keep_other):
+
     def edit(data):
         seg = data['annotations'][3]['segmentation']
-        data['annotations'][3]['segmentation'] = (
-            seg[:1] if keep_other else []) + [[1.0, 2.0, 5.0, 6.0]]
+        data['annotations'][3]['segmentation'] = (seg[:1] if keep_other else
+                                                  []) + [[1.0, 2.0, 5.0, 6.0]]
         return _record(data, 'annotations', 3)
+
     return edit
 
 
@@ -137,20 +152,28 @@ def _dup_image(data):
 
 def _dup_ann(data):
     data['annotations'][5]['id'] = data['annotations'][0]['id']
-    return dict(_record(data, 'annotations', 5), j=0,
-                id=data['annotations'][0]['id'])
+    return dict(
+        _record(data, 'annotations', 5), j=0, id=data['annotations'][0]['id'])
 
 
 EDITS = {
-    'negative': _set_bbox([10.0, 10.0, -5.0, 20.0]),
-    'zero': _set_bbox([10.0, 10.0, 0.5, 20.0]),
-    'outside': lambda data: dict(_set_bbox([500.0, 10.0, 20.0, 20.0])(data),
-                                 width=160, height=120),
-    'polygon': _polygon(keep_other=True),
-    'polygon_only': _polygon(keep_other=False),
-    'category': _category,
-    'dup_image': _dup_image,
-    'dup_ann': _dup_ann,
+    'negative':
+    _set_bbox([10.0, 10.0, -5.0, 20.0]),
+    'zero':
+    _set_bbox([10.0, 10.0, 0.5, 20.0]),
+    'outside':
+    lambda data: dict(
+        _set_bbox([500.0, 10.0, 20.0, 20.0])(data), width=160, height=120),
+    'polygon':
+    _polygon(keep_other=True),
+    'polygon_only':
+    _polygon(keep_other=False),
+    'category':
+    _category,
+    'dup_image':
+    _dup_image,
+    'dup_ann':
+    _dup_ann,
 }
 
 
@@ -168,9 +191,15 @@ def test_broken_coco_record(kind, coco):
 def test_image_size_differs_from_its_record(coco):
     image = coco / 'train2017' / '000000000003.jpg'
     cv2.imwrite(str(image), cv2.resize(cv2.imread(str(image)), (80, 60)))
-    values = dict(ann=str(coco / 'annotations' / 'instances_train2017.json'),
-                  image=str(image), key='train_dataloader.dataset.dataset',
-                  width=80, height=60, rec_width=160, rec_height=120, i=2)
+    values = dict(
+        ann=str(coco / 'annotations' / 'instances_train2017.json'),
+        image=str(image),
+        key='train_dataloader.dataset.dataset',
+        width=80,
+        height=60,
+        rec_width=160,
+        rec_height=120,
+        i=2)
     error, warned = _check(coco)
     assert error == ANNOTATION_FAULTS['size'].sees.format(**values)
 
@@ -180,9 +209,11 @@ def test_intact_demo_set_warns_nothing(coco):
 
 
 def test_skips_beyond_the_first_five_are_counted(coco):
+
     def edit(data):
         for ann in data['annotations'][:8]:
             ann['bbox'][2] = 0.0
+
     values = _edit(coco, edit)
     error, warned = _check(coco)
     assert error is None and len(warned) == 6
@@ -191,15 +222,17 @@ def test_skips_beyond_the_first_five_are_counted(coco):
 
 
 def test_train_tool_prints_one_line_per_skipped_record(coco, capsys):
-    train_tool = load_tool('train')
+    """tools/train.py (``mmgate.apis``' check before the Runner): a
+    skipped record is one warning line, a bad one a one-line RunError."""
+    from mmgate.apis import RunError
+    from mmgate.apis.common import check_data_first, stderr_warner
+    warn = stderr_warner('train.py')
     values = _edit(coco, EDITS['zero'])
-    train_tool.check_data_or_exit(_cfg(coco), ('train', ), 'none',
-                                  'train.py')
+    check_data_first(_cfg(coco), ('train', ), 'none', warn)
     assert capsys.readouterr().err.strip() == 'train.py: warning: ' + \
         ANNOTATION_FAULTS['zero'].sees.format(**values)
     values = _edit(coco, EDITS['negative'])
-    with pytest.raises(SystemExit) as exit_:
-        train_tool.check_data_or_exit(_cfg(coco), ('train', ), 'none',
-                                      'train.py')
-    assert exit_.value.code == 'train.py: error: ' + \
+    with pytest.raises(RunError) as error:
+        check_data_first(_cfg(coco), ('train', ), 'none', warn)
+    assert str(error.value) == \
         ANNOTATION_FAULTS['negative'].sees.format(**values)

@@ -7,8 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmgate.datasets import (ADE20K_DEMO_CLASSES, DEMO_CLASSES,
-                             make_demo_data)
+from mmgate.datasets import ADE20K_DEMO_CLASSES, DEMO_CLASSES, make_demo_data
 from mmgate.datasets.demo_data import ADE20K_IDS
 from tests.helpers import load_tool
 
@@ -21,16 +20,17 @@ def demo(tmp_path_factory):
 
 
 def _files(root):
-    return sorted(osp.relpath(osp.join(d, f), root)
-                  for d, _, fs in os.walk(root) for f in fs)
+    return sorted(
+        osp.relpath(osp.join(d, f), root) for d, _, fs in os.walk(root)
+        for f in fs)
 
 
 def test_same_seed_same_files_other_seed_other_files(demo, tmp_path):
     make_demo_data(str(tmp_path / 'b'), tasks=['det', 'seg', 'cls'], seed=3)
     files = _files(demo)
     assert files == _files(tmp_path / 'b')
-    _, mismatch, errors = filecmp.cmpfiles(demo, tmp_path / 'b', files,
-                                           shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(
+        demo, tmp_path / 'b', files, shallow=False)
     assert not mismatch and not errors
     make_demo_data(str(tmp_path / 'c'), tasks=['det'], seed=4)
     a = demo / 'coco' / 'annotations' / 'instances_val2017.json'
@@ -46,8 +46,10 @@ def test_coco_set_loads_with_pycocotools_and_masks_fit_boxes(demo):
         list(DEMO_CLASSES)
     assert len(coco.getImgIds()) == 160
     # every class is represented, with real persons among them
-    counts = {c: len(coco.getAnnIds(catIds=[i + 1]))
-              for i, c in enumerate(DEMO_CLASSES)}
+    counts = {
+        c: len(coco.getAnnIds(catIds=[i + 1]))
+        for i, c in enumerate(DEMO_CLASSES)
+    }
     assert min(counts.values()) >= 50, counts
     for ann in coco.loadAnns(coco.getAnnIds()[:100]):
         img = coco.loadImgs(ann['image_id'])[0]
@@ -66,14 +68,14 @@ def test_coco_set_loads_with_pycocotools_and_masks_fit_boxes(demo):
 def test_ade20k_set_holds_ade20k_class_ids(demo):
     root = demo / 'ade' / 'ADEChallengeData2016'
     ids = set()
-    for split, short, n in (('training', 'train', 160),
-                            ('validation', 'val', 40)):
+    for split, short, n in (('training', 'train', 160), ('validation', 'val',
+                                                         40)):
         names = sorted(os.listdir(root / 'images' / split))
         assert len(names) == n and names[0] == f'ADE_{short}_00000001.jpg'
         for name in names:
-            label = cv2.imread(str(root / 'annotations' / split /
-                                   name.replace('.jpg', '.png')),
-                               cv2.IMREAD_UNCHANGED)
+            label = cv2.imread(
+                str(root / 'annotations' / split /
+                    name.replace('.jpg', '.png')), cv2.IMREAD_UNCHANGED)
             assert label.dtype == np.uint8 and label.ndim == 2
             ids |= set(np.unique(label).tolist())
     assert ids == {0} | {ADE20K_IDS[c] for c in ADE20K_DEMO_CLASSES}

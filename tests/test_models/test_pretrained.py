@@ -1,5 +1,6 @@
 """Published-weights layout: converter round trip, init_cfg loading and the
 errors for checkpoints that do not fit."""
+import logging
 import re
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 from mmgate.models import SkipConvNeXt, SkipResNet, SkipResNeXt
 from mmgate.models.utils import convert_timm_checkpoint, detect_timm_layout
@@ -14,6 +16,20 @@ from tests.helpers import REPO_ROOT
 
 ROOT = Path(REPO_ROOT)
 CONVERTER = ROOT / 'tools' / 'model_converters' / 'skipnet_timm2mmgate.py'
+
+
+def init_weights_messages(model):
+    """``model.init_weights()``; the messages MMEngine's logger got."""
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        model.init_weights()
+    finally:
+        logger.removeHandler(handler)
+    return [r.getMessage() for r in records]
 
 
 def resnet_to_timm(state, num_classes=10, feat_dim=None):
@@ -31,8 +47,12 @@ def resnet_to_timm(state, num_classes=10, feat_dim=None):
 
 
 def convnext_to_timm(state, num_classes=10):
-    names = {'depthwise_conv': 'conv_dw', 'pointwise_conv1': 'mlp.fc1',
-             'pointwise_conv2': 'mlp.fc2', 'gate.norm': 'gate.bn'}
+    names = {
+        'depthwise_conv': 'conv_dw',
+        'pointwise_conv1': 'mlp.fc1',
+        'pointwise_conv2': 'mlp.fc2',
+        'gate.norm': 'gate.bn'
+    }
     out = {}
     for k, v in state.items():
         m = re.match(r'^downsample_layers\.(\d+)\.(.*)$', k)
@@ -64,8 +84,8 @@ def randomize(model):
 
 
 def make_resnet(**kwargs):
-    return SkipResNet(depth=50, base_channels=8, out_indices=(0, 1, 2, 3),
-                      **kwargs)
+    return SkipResNet(
+        depth=50, base_channels=8, out_indices=(0, 1, 2, 3), **kwargs)
 
 
 def test_converter_and_init_cfg_round_trip(tmp_path):
@@ -78,8 +98,13 @@ def test_converter_and_init_cfg_round_trip(tmp_path):
     torch.save(timm_state, timm_file)
 
     out_file = tmp_path / 'converted.pth'
-    subprocess.run([sys.executable, str(CONVERTER), str(timm_file),
-                    str(out_file)], check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable,
+         str(CONVERTER),
+         str(timm_file),
+         str(out_file)],
+        check=True,
+        cwd=ROOT)
     converted = torch.load(out_file, weights_only=True)['state_dict']
     assert set(converted) == {'backbone.' + k for k in source.state_dict()} \
         | {'head.fc.weight', 'head.fc.bias'}
@@ -89,8 +114,8 @@ def test_converter_and_init_cfg_round_trip(tmp_path):
     x = torch.rand(1, 3, 64, 64)
     expected = source(x)
     for ckpt in (timm_file, out_file):  # the original file loads directly
-        model = make_resnet(init_cfg=dict(type='Pretrained',
-                                          checkpoint=str(ckpt)))
+        model = make_resnet(
+            init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
         model.init_weights()
         model.eval()
         for a, b in zip(model(x), expected):
@@ -100,9 +125,14 @@ def test_converter_and_init_cfg_round_trip(tmp_path):
 def test_converter_refuses_bad_input(tmp_path):
     bad = tmp_path / 'bad.pth'
     torch.save({'foo.weight': torch.zeros(1)}, bad)
-    proc = subprocess.run([sys.executable, str(CONVERTER), str(bad),
-                           str(tmp_path / 'out.pth')], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable,
+         str(CONVERTER),
+         str(bad),
+         str(tmp_path / 'out.pth')],
+        cwd=ROOT,
+        capture_output=True,
+        text=True)
     assert proc.returncode != 0
     assert 'not a timm' in proc.stderr
     assert not (tmp_path / 'out.pth').exists()
@@ -117,19 +147,20 @@ def test_convnext_round_trip(tmp_path):
     ckpt = tmp_path / 'skipconvnext.pth'
     torch.save(timm_state, ckpt)
     # a detection backbone: four outputs, the extra output norms keep init
-    model = SkipConvNeXt(arch=arch, out_indices=(0, 1, 2, 3),
-                         gap_before_final_norm=False,
-                         init_cfg=dict(type='Pretrained',
-                                       checkpoint=str(ckpt)))
+    model = SkipConvNeXt(
+        arch=arch,
+        out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False,
+        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
     model.init_weights()
     x = torch.rand(1, 3, 32, 32)
     last = model.eval()(x)[3]
-    torch.testing.assert_close(last.mean((2, 3)),
-                               _convnext_last_features(source, x))
+    torch.testing.assert_close(
+        last.mean((2, 3)), _convnext_last_features(source, x))
     # the classifier's output (GAP then norm) matches too
     torch.testing.assert_close(
-        model.norm3(model.stages[3](model.downsample_layers[3](
-            _stage_input(model, x, 3))).mean((2, 3), keepdim=True)).flatten(1),
+        model.norm3(model.stages[3](model.downsample_layers[3](_stage_input(
+            model, x, 3))).mean((2, 3), keepdim=True)).flatten(1),
         source(x)[0])
 
 
@@ -169,17 +200,22 @@ def test_wrong_model_for_checkpoint(tmp_path):
     followed by random weights."""
     src = SkipResNeXt(depth=50, groups=2, width_per_group=4, base_channels=8)
     ckpt = tmp_path / 'x50.pth'
-    torch.save({'state_dict': {'backbone.' + k: v
-                               for k, v in src.state_dict().items()}}, ckpt)
+    torch.save(
+        {
+            'state_dict': {
+                'backbone.' + k: v
+                for k, v in src.state_dict().items()
+            }
+        }, ckpt)
     model = make_resnet(init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
     with pytest.raises(ValueError, match='shape mismatches'):
         model.init_weights()
-    model = make_resnet(init_cfg=dict(type='Pretrained', checkpoint=str(ckpt),
-                                      prefix='neck.'))
+    model = make_resnet(
+        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt), prefix='neck.'))
     with pytest.raises(ValueError, match="prefix 'neck.'"):
         model.init_weights()
-    missing = make_resnet(init_cfg=dict(type='Pretrained',
-                                        checkpoint=str(tmp_path / 'no.pth')))
+    missing = make_resnet(
+        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'no.pth')))
     with pytest.raises(FileNotFoundError, match='no.pth'):
         missing.init_weights()
 
@@ -188,10 +224,14 @@ def test_fewer_stages_may_skip_later_stage_weights(tmp_path):
     source = randomize(make_resnet()).eval()
     ckpt = tmp_path / 'full.pth'
     torch.save(source.state_dict(), ckpt)
-    model = SkipResNet(depth=50, base_channels=8, num_stages=3,
-                       strides=(1, 2, 2), dilations=(1, 1, 1),
-                       out_indices=(2, ),
-                       init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
+    model = SkipResNet(
+        depth=50,
+        base_channels=8,
+        num_stages=3,
+        strides=(1, 2, 2),
+        dilations=(1, 1, 1),
+        out_indices=(2, ),
+        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
     model.init_weights()
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(model.eval()(x)[0], source(x)[2])

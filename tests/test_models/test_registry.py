@@ -10,10 +10,10 @@ TINY = {
     'SkipResNet': dict(depth=18, base_channels=8),
     'SkipResNetV1c': dict(depth=18, base_channels=8),
     'SkipResNetV1d': dict(depth=50, base_channels=8),
-    'SkipResNeXt': dict(depth=50, groups=2, width_per_group=4,
-                        base_channels=8),
-    'SkipConvNeXt': dict(arch=dict(depths=[1, 1, 1, 1],
-                                   channels=[8, 16, 32, 64])),
+    'SkipResNeXt':
+    dict(depth=50, groups=2, width_per_group=4, base_channels=8),
+    'SkipConvNeXt':
+    dict(arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64])),
 }
 
 
@@ -21,7 +21,8 @@ def test_import_does_not_pull_in_downstream_projects():
     code = ('import sys, mmgate.models; '
             'bad = [m for m in ("mmdet", "mmseg", "mmpretrain") '
             'if m in sys.modules]; print(bad); sys.exit(bool(bad))')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+    proc = subprocess.run([sys.executable, '-c', code],
+                          capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -54,7 +55,8 @@ from mmengine.utils import import_modules_from_strings
 import_modules_from_strings(**cfg.custom_imports)
 print(type(MODELS.build(cfg.backbone)).__name__)
 '''
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+    proc = subprocess.run([sys.executable, '-c', code],
+                          capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith('SkipResNet')
@@ -65,5 +67,5 @@ def test_unknown_type_and_key_are_named():
     with pytest.raises(KeyError, match='SkipResNot'):
         MODELS.build(dict(type='mmgate.SkipResNot', depth=50))
     with pytest.raises(TypeError, match='no_such_key'):
-        MODELS.build(dict(type='mmgate.SkipResNet', depth=18,
-                          no_such_key=True))
+        MODELS.build(
+            dict(type='mmgate.SkipResNet', depth=18, no_such_key=True))

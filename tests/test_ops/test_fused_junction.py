@@ -15,10 +15,11 @@ F64 = dict(dtype=torch.float64)
 
 def test_kernel_is_built():
     # setup.py builds it; the eager path is a fallback, not the default
-    assert kernel_status() == 'loaded'
+    assert kernel_status('cpu') == 'loaded'
+    assert kernel_status().startswith('cpu: loaded; cuda: ')
     with use_kernel(False):
-        assert kernel_status() == 'disabled'
-    assert kernel_status() == 'loaded'
+        assert kernel_status('cpu') == 'disabled'
+    assert kernel_status('cpu') == 'loaded'
 
 
 def _inputs(k, shape=(2, 5, 6, 7), dtype=torch.float64, grad=True):
@@ -26,11 +27,11 @@ def _inputs(k, shape=(2, 5, 6, 7), dtype=torch.float64, grad=True):
     n, c = shape[:2]
 
     def t(*s):
-        return torch.randn(*s, generator=gen, dtype=dtype).requires_grad_(
-            grad)
+        return torch.randn(*s, generator=gen, dtype=dtype).requires_grad_(grad)
 
-    return (t(*shape), t(n, c), t(n, c), t(n, k, c).softmax(1).detach()
-            .requires_grad_(grad), [t(*shape) for _ in range(k)])
+    return (t(*shape), t(n, c), t(n, c),
+            t(n, k, c).softmax(1).detach().requires_grad_(grad),
+            [t(*shape) for _ in range(k)])
 
 
 def _reference(c, A, B, W, xs, relu):
@@ -50,8 +51,8 @@ def test_gradcheck(kernel, relu, k):
         return fused_junction(c, A, B, W, xs, relu)
 
     with use_kernel(kernel):
-        torch.testing.assert_close(fn(c, A, B, W, *xs),
-                                   _reference(c, A, B, W, xs, relu))
+        torch.testing.assert_close(
+            fn(c, A, B, W, *xs), _reference(c, A, B, W, xs, relu))
         assert torch.autograd.gradcheck(fn, (c, A, B, W, *xs))
 
 
@@ -89,14 +90,14 @@ def test_only_what_needs_a_gradient_gets_one():
 
 
 def test_eager_path_for_other_layouts_and_dtypes():
-    c, A, B, W, xs = _inputs(2, shape=(2, 4, 5, 5), dtype=torch.float32,
-                             grad=False)
+    c, A, B, W, xs = _inputs(
+        2, shape=(2, 4, 5, 5), dtype=torch.float32, grad=False)
     ref = _reference(c, A, B, W, xs, True)
     cl = [t.contiguous(memory_format=torch.channels_last) for t in (c, *xs)]
     torch.testing.assert_close(
         fused_junction(cl[0], A, B, W, cl[1:], relu=True), ref)
-    bf16 = fused_junction(c.bfloat16(), A, B, W, [x.bfloat16() for x in xs],
-                          relu=True)
+    bf16 = fused_junction(
+        c.bfloat16(), A, B, W, [x.bfloat16() for x in xs], relu=True)
     assert bf16.dtype == torch.bfloat16
     torch.testing.assert_close(bf16.float(), ref, rtol=0.05, atol=0.05)
 
@@ -114,7 +115,7 @@ def test_missing_kernel_is_logged_once_and_the_eager_path_runs(monkeypatch):
     for _ in range(2):
         out = fused_junction(c, A, B, W, xs, relu=True)
     torch.testing.assert_close(out, _reference(c, A, B, W, xs, True))
-    assert kernel_status() == 'mmgate.ops._fused_junction is not built'
+    assert kernel_status('cpu') == 'mmgate.ops._fused_junction is not built'
     assert len(logged) == 1 and 'not built' in logged[0] and \
         'eager' in logged[0]
 
@@ -151,8 +152,8 @@ def test_fold_batchnorm_is_the_module(momentum):
         bn.train(training)
         twin.train(training)
         c = torch.randn(2, 3, 4, 5, **F64, requires_grad=True) * 3 + 1
-        scale, shift, means = fold_batchnorm(bn, c)
-        y = c * scale[:, None, None] + shift[:, None, None]
+        scale, shift, means, c2 = fold_batchnorm(bn, c)
+        y = c2 * scale[:, None, None] + shift[:, None, None]
         ref = twin(c)
         torch.testing.assert_close(y, ref)
         torch.testing.assert_close(means, c.mean((2, 3)))
@@ -169,9 +170,14 @@ def test_fold_batchnorm_is_the_module(momentum):
 def _block(cls, drop_path_rate=0., with_cp=False):
     torch.manual_seed(0)
     planes = 4 if cls is Bottleneck else 16
-    block = cls(16, planes, entry_index=1, inbound_indices=[1, 0],
-                junction=GateModule(16, 2), drop_path_rate=drop_path_rate,
-                with_cp=with_cp).double()
+    block = cls(
+        16,
+        planes,
+        entry_index=1,
+        inbound_indices=[1, 0],
+        junction=GateModule(16, 2),
+        drop_path_rate=drop_path_rate,
+        with_cp=with_cp).double()
     for p in block.parameters():
         nn.init.normal_(p, std=0.3)
     return block
@@ -183,8 +189,8 @@ def _definition(block, x, xs):
     y = block.drop_path(block.residual(x))
     d = torch.cat([t.mean((2, 3), keepdim=True) for t in (y, *xs)], 1)
     gate_y, w = block.gate.gate_weights(d)
-    out = y * gate_y[..., None, None] + sum(
-        w[:, k, :, None, None] * t for k, t in enumerate(xs))
+    out = y * gate_y[..., None, None] + sum(w[:, k, :, None, None] * t
+                                            for k, t in enumerate(xs))
     return out.relu()
 
 
@@ -200,12 +206,10 @@ def test_block_equals_definition(cls, training, drop_path_rate, with_cp):
     r = torch.randn(3, 16, 6, 6, **F64)
     torch.manual_seed(5)
     out = block(x, [x, x1])
-    got = torch.autograd.grad((out * r).sum(),
-                              (x, x1, *block.parameters()))
+    got = torch.autograd.grad((out * r).sum(), (x, x1, *block.parameters()))
     torch.manual_seed(5)
     ref = _definition(twin, x, [x, x1])
-    want = torch.autograd.grad((ref * r).sum(),
-                               (x, x1, *twin.parameters()))
+    want = torch.autograd.grad((ref * r).sum(), (x, x1, *twin.parameters()))
     torch.testing.assert_close(out, ref)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
@@ -231,8 +235,8 @@ def test_block_gradcheck(training, drop_path_rate, with_cp):
 
 @pytest.mark.parametrize('kernel', [True, False])
 def test_inplace_inference_writes_into_c(kernel):
-    c, A, B, W, xs = _inputs(2, shape=(2, 4, 5, 5), dtype=torch.float32,
-                             grad=False)
+    c, A, B, W, xs = _inputs(
+        2, shape=(2, 4, 5, 5), dtype=torch.float32, grad=False)
     ref = _reference(c, A, B, W, xs, True)
     with use_kernel(kernel), torch.no_grad():
         out = fused_junction(c, A, B, W, xs, relu=True, inplace=True)
@@ -258,6 +262,25 @@ def test_eval_block_output_reuses_the_branch_memory():
     assert out.data_ptr() == seen['ptr']
 
 
+def test_kernel_threads_split_the_planes(monkeypatch):
+    """Planes split over the thread pool: the results of one thread."""
+    monkeypatch.setattr(junction, '_PARALLEL_MIN_NUMEL', 0)
+    c, A, B, W, xs = _inputs(3, shape=(2, 6, 5, 7))
+    grad = torch.randn_like(c)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out = fused_junction(c, A, B, W, xs, relu=True)
+            results.append(
+                (out, *torch.autograd.grad(out, (c, A, B, W, *xs), grad)))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_threads_work_in_a_forked_child(monkeypatch):
     """The kernel's worker threads do not survive a fork; a child (e.g. a
     data-loader worker that runs a model) starts its own. The maps are
@@ -266,8 +289,8 @@ def test_threads_work_in_a_forked_child(monkeypatch):
     and the kernel is told to use its threads even so."""
     import multiprocessing as mp
     monkeypatch.setattr(junction, '_PARALLEL_MIN_NUMEL', 0)
-    c, A, B, W, xs = _inputs(2, shape=(2, 4, 16, 16), dtype=torch.float32,
-                             grad=False)
+    c, A, B, W, xs = _inputs(
+        2, shape=(2, 4, 16, 16), dtype=torch.float32, grad=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -297,6 +320,7 @@ def test_mmcv_fuse_conv_bn_keeps_the_outputs(cfg):
     junction then takes the conv output as it is) and the gate MLP's
     (its first matrix product then has a bias)."""
     from mmcv.cnn import fuse_conv_bn
+
     from mmgate.registry import MODELS
     model = MODELS.build(dict(cfg, type='mmgate.' + cfg['type'])).eval()
     for m in model.modules():
@@ -309,9 +333,8 @@ def test_mmcv_fuse_conv_bn_keeps_the_outputs(cfg):
     with torch.no_grad():
         ref = model(x)
         fused = fuse_conv_bn(model)
-        assert not any(isinstance(m, nn.BatchNorm2d)
-                       for m in fused.modules())
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
         out = fused(x)
     for a, b in zip(out, ref):
-        torch.testing.assert_close(a, b, rtol=1e-4,
-                                   atol=1e-5 * b.abs().max().item())
+        torch.testing.assert_close(
+            a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())

@@ -7,8 +7,10 @@ import pytest
 
 from tests.helpers import load_tool, run_tool
 
-TINY = ['--channels', '4', '--feat-size', '8', '--rois', '6', '--out-size',
-        '3', '--boxes', '40', '--warmup', '1', '--repeats', '3']
+TINY = [
+    '--channels', '4', '--feat-size', '8', '--rois', '6', '--out-size', '3',
+    '--boxes', '40', '--warmup', '1', '--repeats', '3'
+]
 ROW = re.compile(r'^\| (.+?) \| (.+?) \| ([\d.]+) \| ([\d.]+) \| '
                  r'([\d.]+) - ([\d.]+) \|$')
 
@@ -20,8 +22,10 @@ def tool():
 
 
 def table_rows(text):
-    return {m.group(1): m.groups()[1:] for m in map(ROW.match,
-                                                    text.splitlines()) if m}
+    return {
+        m.group(1): m.groups()[1:]
+        for m in map(ROW.match, text.splitlines()) if m
+    }
 
 
 def test_times_the_three_ops_and_prints_their_table(tool, tmp_path, capsys):
@@ -55,19 +59,23 @@ def test_inputs_are_seeded_and_boxes_valid(tool):
         assert boxes.min() >= 0 and boxes.max() <= img
     assert set(a['rois'][:, 0].tolist()) <= {0.0, 1.0}
     c = tool.make_inputs(tool.parse_args(TINY + ['--seed', '1']))
-    assert not c['boxes'].equal(tool.make_inputs(
-        tool.parse_args(TINY))['boxes'])
+    assert not c['boxes'].equal(
+        tool.make_inputs(tool.parse_args(TINY))['boxes'])
 
 
 def test_time_op_takes_medians_after_warmup(tool):
     calls = []
-    res = tool.time_op(lambda s: calls.append(s), warmup=2, repeats=5,
-                       setup=lambda: len(calls))
+    res = tool.time_op(
+        lambda s: calls.append(s),
+        warmup=2,
+        repeats=5,
+        setup=lambda: len(calls))
     assert calls == list(range(7)) and res['samples'] == 5
 
 
 def test_runs_as_a_script_with_one_op():
-    result = run_tool(['tools/analysis/benchmark_ops.py', *TINY,
-                       '--ops', 'nms'], timeout=300)
+    result = run_tool(
+        ['tools/analysis/benchmark_ops.py', *TINY, '--ops', 'nms'],
+        timeout=300)
     assert result.returncode == 0, result.stderr
     assert list(table_rows(result.stdout)) == ['nms']

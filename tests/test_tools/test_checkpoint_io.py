@@ -1,7 +1,7 @@
 """Checkpoints that survive being killed, and resuming from damaged ones.
 
-``SAVE_FAULTS`` are rows of README's fault table (rendered by
-``test_faults.py``); each is asserted here.
+``SAVE_FAULTS`` are rows of the fault table of docs/en/user_guides/faults.md
+(rendered by ``test_faults.py``); each is asserted here.
 """
 import json
 import os
@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from mmgate import compat
+from mmgate.apis.common import resume_checkpoint, stderr_warner
 from mmgate.fileio import (CheckpointError, checkpoints_in,
                            find_resume_checkpoint, read_local_checkpoint,
                            verify_checkpoint)
@@ -27,15 +27,18 @@ CLS = 'configs/demo/cls_skipresnet18_demo.py'
 KILLS = 8  # SIGKILLs while saving, each run resumed from what the last left
 
 SAVE_FAULTS = {
-    'kill': Fault(
+    'kill':
+    Fault(
         f'SIGKILL at a random point while a checkpoint is saved ({KILLS} '
         'times in a row, each run resumed from what the last one left; '
         'max_keep_ckpts=1)',
         'nothing at the kill; --resume takes the file last_checkpoint names, '
         'always complete',
         'the previous checkpoint, or the new one, complete; never a '
-        'truncated epoch_N.pth or a dangling last_checkpoint', quoted=False),
-    'damaged_last': Fault(
+        'truncated epoch_N.pth or a dangling last_checkpoint',
+        quoted=False),
+    'damaged_last':
+    Fault(
         'tools/train.py --resume when the last checkpoint is truncated',
         'train.py: warning: the last checkpoint (named in {last}): '
         'checkpoint {file} is a truncated zip archive ({size} bytes, no '
@@ -43,35 +46,41 @@ SAVE_FAULTS = {
         'or copied; resuming from the previous intact checkpoint {previous}',
         'the previous checkpoint: the resumed run logs the same losses as an '
         'uninterrupted one (RNG states are checkpointed)'),
-    'damaged_explicit': Fault(
+    'damaged_explicit':
+    Fault(
         'tools/train.py --resume CKPT with a truncated CKPT',
         'train.py: error: --resume: checkpoint {file} is a truncated zip '
         'archive ({size} bytes, no central directory at its end): it was cut '
         'off while being written or copied; the previous intact checkpoint '
         'is {previous} (--resume {previous})',
         'every file; nothing is trained'),
-    'nothing_left': Fault(
+    'nothing_left':
+    Fault(
         'tools/train.py --resume when last_checkpoint names a deleted file '
         'and no checkpoint is left',
         'train.py: error: --resume: the last checkpoint (named in {last}): '
         'checkpoint {file} does not exist; no earlier intact checkpoint is '
         'in {work_dir}', 'every file; nothing is trained'),
-    'no_last_file': Fault(
+    'no_last_file':
+    Fault(
         'tools/train.py --resume with checkpoints but no last_checkpoint '
         '(killed before the first one was recorded)',
         'train.py: warning: {last} does not exist; resuming from the newest '
         'intact checkpoint {file}', 'the newest intact checkpoint'),
 }
 
-
 # ---- SIGKILL while saving ----------------------------------------------
 
 
-def _toy_runner(work_dir, resume_from):
+def _toy_runner(work_dir, resume_from, mmengine_saving=False):
     """A Runner whose epoch is one cheap iteration, so that most of its time
-    goes to saving 16 MB checkpoints (weights + momentum)."""
+    goes to saving 16 MB checkpoints (weights + momentum): mmgate's, or
+    MMEngine's own with ``mmengine_saving``."""
     from mmengine.model import BaseModel
-    from mmengine.runner import Runner
+    if mmengine_saving:
+        from mmengine.runner import Runner
+    else:
+        from mmgate.engine import Runner
 
     class Toy(BaseModel):
 
@@ -86,39 +95,31 @@ def _toy_runner(work_dir, resume_from):
     loader = torch.utils.data.DataLoader([dict(inputs=torch.ones(1024))],
                                          batch_size=1)
     return Runner(
-        model=Toy(), work_dir=str(work_dir), train_dataloader=loader,
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=1e-4,
-                                          momentum=0.9)),
+        model=Toy(),
+        work_dir=str(work_dir),
+        train_dataloader=loader,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=1e-4, momentum=0.9)),
         train_cfg=dict(by_epoch=True, max_epochs=10**6),
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1,
-                            max_keep_ckpts=1),
+            checkpoint=dict(
+                type='CheckpointHook', interval=1, max_keep_ckpts=1),
             logger=dict(type='LoggerHook', interval=10**6)),
-        resume=resume_from is not None, load_from=resume_from,
-        default_scope='mmengine', log_level='ERROR',
+        resume=resume_from is not None,
+        load_from=resume_from,
+        default_scope='mmengine',
+        log_level='ERROR',
         experiment_name=f'kill_{time.time_ns()}')
 
 
 def _train_in_child(work_dir, resume_from, mmengine_saving=False):
     """Fork; the child trains (resuming from ``resume_from``) until it is
-    killed. ``mmengine_saving`` restores MMEngine's own saving in the
-    child."""
+    killed; with ``mmengine_saving`` on MMEngine's own Runner."""
     pid = os.fork()
     if pid:
         return pid
     code = 3
     try:
-        if mmengine_saving:
-            from mmengine import runner as runner_pkg
-            from mmengine.hooks import CheckpointHook
-            from mmengine.runner import checkpoint as ckpt
-            from mmengine.runner import runner as runner_mod
-            original = ckpt.save_checkpoint.__wrapped__
-            ckpt.save_checkpoint = runner_mod.save_checkpoint = \
-                runner_pkg.save_checkpoint = original
-            CheckpointHook._save_checkpoint_with_step = \
-                CheckpointHook._save_checkpoint_with_step.__wrapped__
-        _toy_runner(work_dir, resume_from).train()
+        _toy_runner(work_dir, resume_from, mmengine_saving).train()
     except BaseException:
         import traceback
         traceback.print_exc()
@@ -142,8 +143,11 @@ def _kill(pid):
 
 
 def _tmp_files(work_dir):
-    return {f for f in os.listdir(work_dir)
-            if re.match(r'^\.epoch_\d+\.pth\.\d+\.tmp$', f)}
+    return {
+        f
+        for f in os.listdir(work_dir)
+        if re.match(r'^\.epoch_\d+\.pth\.\d+\.tmp$', f)
+    }
 
 
 def _resume_state(work_dir):
@@ -156,7 +160,6 @@ def _resume_state(work_dir):
 
 
 def test_sigkill_while_saving_never_leaves_a_bad_checkpoint(tmp_path):
-    compat.apply()
     rng = random.Random(0)
     work_dir = tmp_path / 'kill'
     work_dir.mkdir()
@@ -193,7 +196,6 @@ def test_the_kill_test_fails_with_mmengines_own_saving(tmp_path):
     """Control: MMEngine 0.10.7 deletes the checkpoint max_keep_ckpts drops
     before it writes the new one in place; a kill in between leaves
     last_checkpoint naming a deleted file and nothing to resume."""
-    compat.apply()
     work_dir = tmp_path / 'control'
     work_dir.mkdir()
     broken = 0
@@ -219,32 +221,40 @@ def test_the_kill_test_fails_with_mmengines_own_saving(tmp_path):
 
 
 def _cls_options(root, max_epochs=3):
-    data = [f'{k}_dataloader.dataset.data_root={root / "imagenet"}'
-            for k in ('train', 'val', 'test')]
-    return ['--cfg-options', *data,
-            'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False',
-            'val_dataloader.num_workers=0',
-            'val_dataloader.persistent_workers=False',
-            f'train_cfg.max_epochs={max_epochs}',
-            f'train_cfg.val_interval={max_epochs}', 'randomness.seed=0',
-            'default_hooks.checkpoint.interval=1',
-            'default_hooks.checkpoint.max_keep_ckpts=-1',
-            'default_hooks.logger.interval=1']
+    data = [
+        f'{k}_dataloader.dataset.data_root={root / "imagenet"}'
+        for k in ('train', 'val', 'test')
+    ]
+    return [
+        '--cfg-options', *data, 'train_dataloader.batch_size=8',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        f'train_cfg.max_epochs={max_epochs}',
+        f'train_cfg.val_interval={max_epochs}', 'randomness.seed=0',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.checkpoint.max_keep_ckpts=-1',
+        'default_hooks.logger.interval=1'
+    ]
 
 
 def _train(work_dir, root, *extra):
-    result = run_tool(['tools/train.py', CLS, '--work-dir', str(work_dir),
-                       *extra, *_cls_options(root)],
-                      env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    result = run_tool([
+        'tools/train.py', CLS, '--work-dir',
+        str(work_dir), *extra, *_cls_options(root)
+    ],
+                      env={
+                          **os.environ, 'OMP_NUM_THREADS': '1'
+                      })
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
 def _losses(work_dir):
     """{iteration: loss} logged by the newest run in work_dir."""
-    runs = sorted(d for d in os.listdir(work_dir)
-                  if osp.isdir(osp.join(work_dir, d)))
+    runs = sorted(
+        d for d in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, d)))
     with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
         rows = [json.loads(line) for line in f]
     return {r['step']: r['loss'] for r in rows if 'loss' in r}
@@ -297,8 +307,7 @@ def test_without_checkpointed_rng_the_losses_differ(uninterrupted, tiny_demo,
     augmentations."""
     work_dir = tmp_path / 'no_rng'
     work_dir.mkdir()
-    checkpoint = torch.load(uninterrupted / 'epoch_1.pth',
-                            weights_only=False)
+    checkpoint = torch.load(uninterrupted / 'epoch_1.pth', weights_only=False)
     del checkpoint['meta']['rng_state']
     torch.save(checkpoint, work_dir / 'epoch_1.pth')
     _train(work_dir, tiny_demo, '--resume', str(work_dir / 'epoch_1.pth'))
@@ -321,8 +330,9 @@ def test_resume_path_to_a_damaged_checkpoint_offers_the_previous(
     for n in (1, 2):
         shutil.copy(uninterrupted / f'epoch_{n}.pth', work_dir)
     values = _truncate(work_dir / 'epoch_2.pth')
-    message = _train_main([CLS, '--work-dir', str(work_dir), '--resume',
-                           values['file']])
+    message = _train_main(
+        [CLS, '--work-dir',
+         str(work_dir), '--resume', values['file']])
     assert message == SAVE_FAULTS['damaged_explicit'].sees.format(
         previous=work_dir / 'epoch_1.pth', **values)
     assert sorted(os.listdir(work_dir)) == ['epoch_1.pth', 'epoch_2.pth']
@@ -342,19 +352,19 @@ def test_resume_with_nothing_left(tmp_path):
 
 def test_resume_without_last_checkpoint_takes_the_newest_intact(
         uninterrupted, tmp_path, capsys):
-    train_tool = load_tool('train')
+    warn = stderr_warner('train.py')
     work_dir = tmp_path / 'no_last'
     work_dir.mkdir()
     for n in (1, 2, 3):
         shutil.copy(uninterrupted / f'epoch_{n}.pth', work_dir)
     _truncate(work_dir / 'epoch_3.pth')
-    path = train_tool.resume_checkpoint('auto', str(work_dir))
+    path = resume_checkpoint('auto', str(work_dir), warn)
     assert path == str(work_dir / 'epoch_2.pth')
     assert capsys.readouterr().err.strip() == SAVE_FAULTS['no_last_file'] \
         .sees.format(last=work_dir / 'last_checkpoint', file=path)
     # an intact last checkpoint is taken without a word
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
-    assert train_tool.resume_checkpoint('auto', str(work_dir)) == path
+    assert resume_checkpoint('auto', str(work_dir), warn) == path
     assert capsys.readouterr().err == ''
 
 

@@ -25,13 +25,17 @@ def _det(root):
 
 
 def _seg(root):
-    return _cfg(SEG, [f'{k}_dataloader.dataset.data_root={root / "ade"}'
-                      for k in ('train', 'val', 'test')])
+    return _cfg(SEG, [
+        f'{k}_dataloader.dataset.data_root={root / "ade"}'
+        for k in ('train', 'val', 'test')
+    ])
 
 
 def _cls(root):
-    return _cfg(CLS, [f'{k}_dataloader.dataset.data_root={root / "imagenet"}'
-                      for k in ('train', 'val', 'test')])
+    return _cfg(CLS, [
+        f'{k}_dataloader.dataset.data_root={root / "imagenet"}'
+        for k in ('train', 'val', 'test')
+    ])
 
 
 @pytest.mark.parametrize('make', [_det, _seg, _cls])
@@ -42,9 +46,11 @@ def test_intact_demo_data_pass(make, demo_copy):
 def test_missing_data_root_is_named_with_its_config_key(demo_copy):
     cfg = _det(demo_copy)
     cfg.train_dataloader.dataset.dataset.data_root = '/no/such/coco/'
-    with pytest.raises(DataError, match=r'data root /no/such/coco/ of '
-                       r'CocoDataset \(train_dataloader\.dataset\.dataset'
-                       r'\.data_root\) does not exist'):
+    with pytest.raises(
+            DataError,
+            match=r'data root /no/such/coco/ of '
+            r'CocoDataset \(train_dataloader\.dataset\.dataset'
+            r'\.data_root\) does not exist'):
         check_data(cfg)
 
 
@@ -74,8 +80,10 @@ def test_inconsistent_coco_annotation(demo_copy, field, value, why):
 def test_annotation_listing_a_missing_image(demo_copy):
     img = demo_copy / 'coco' / 'train2017' / '000000000002.jpg'
     img.unlink()
-    with pytest.raises(DataError, match=rf'{img}, listed by .*instances_'
-                       r'train2017\.json .* does not exist'):
+    with pytest.raises(
+            DataError,
+            match=rf'{img}, listed by .*instances_'
+            r'train2017\.json .* does not exist'):
         check_data(_det(demo_copy))
 
 
@@ -95,16 +103,20 @@ def test_corrupt_image_is_named(make, relpath, demo_copy):
 def test_class_list_naming_a_missing_file(demo_copy):
     meta = demo_copy / 'imagenet' / 'meta' / 'val.txt'
     meta.write_text(meta.read_text() + 'ILSVRC2012_val_99999999.JPEG 1\n')
-    with pytest.raises(DataError, match=r'ILSVRC2012_val_99999999\.JPEG, '
-                       r'listed by .*does not exist'):
+    with pytest.raises(
+            DataError,
+            match=r'ILSVRC2012_val_99999999\.JPEG, '
+            r'listed by .*does not exist'):
         check_data(_cls(demo_copy))
 
 
 def test_evaluator_annotation_file_is_checked(demo_copy):
     cfg = _det(demo_copy)
     cfg.val_evaluator.ann_file = str(demo_copy / 'missing.json')
-    with pytest.raises(DataError, match=r'missing\.json does not exist '
-                       r'\(val_evaluator\.ann_file\)'):
+    with pytest.raises(
+            DataError,
+            match=r'missing\.json does not exist '
+            r'\(val_evaluator\.ann_file\)'):
         check_data(cfg)
 
 
@@ -115,9 +127,10 @@ def test_train_tool_exits_with_one_line_naming_the_file(demo_copy, tmp_path):
     did not decode ends the run the same way when training meets it."""
     img = demo_copy / 'coco' / 'train2017' / '000000000003.jpg'
     img.write_bytes(b'not a jpeg')
-    result = run_tool(['tools/train.py', DET, '--work-dir',
-                       str(tmp_path / 'w'), '--cfg-options',
-                       *coco_options(demo_copy / 'coco')])
+    result = run_tool([
+        'tools/train.py', DET, '--work-dir',
+        str(tmp_path / 'w'), '--cfg-options', *coco_options(demo_copy / 'coco')
+    ])
     assert result.returncode != 0
     assert 'Traceback' not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
@@ -126,9 +139,11 @@ def test_train_tool_exits_with_one_line_naming_the_file(demo_copy, tmp_path):
         'image')
 
     # the same image met while training (the check skipped): one line too
-    result = run_tool(['tools/train.py', DET, '--work-dir',
-                       str(tmp_path / 'w'), '--check-data', 'none',
-                       '--cfg-options', *coco_options(demo_copy / 'coco')])
+    result = run_tool([
+        'tools/train.py', DET, '--work-dir',
+        str(tmp_path / 'w'), '--check-data', 'none', '--cfg-options',
+        *coco_options(demo_copy / 'coco')
+    ])
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f'train.py: error: {img} is not a readable image'

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tests.helpers import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -22,16 +23,21 @@ EPOCHS = 20  # of the demo's 60 (the cosine schedule follows)
 @pytest.mark.slow
 def test_cls_demo_learns(tmp_path):
     work_dir = tmp_path / 'cls_demo'
-    result = subprocess.run(
-        [sys.executable, 'tools/misc/run_demo.py', 'cls', '--data',
-         str(tmp_path / 'data'), '--work-dir', str(work_dir),
-         '--cfg-options', f'train_cfg.max_epochs={EPOCHS}',
-         f'train_cfg.val_interval={EPOCHS}',
-         f'param_scheduler.1.end={EPOCHS}'],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-        env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[
-        -3000:]
+    result = subprocess.run([
+        sys.executable, 'tools/misc/run_demo.py', 'cls', '--data',
+        str(tmp_path / 'data'), '--work-dir',
+        str(work_dir), '--cfg-options', f'train_cfg.max_epochs={EPOCHS}',
+        f'train_cfg.val_interval={EPOCHS}', f'param_scheduler.1.end={EPOCHS}'
+    ],
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            timeout=900,
+                            env={
+                                **os.environ, 'OMP_NUM_THREADS': '1'
+                            })
+    assert result.returncode == 0, \
+        result.stdout[-2000:] + result.stderr[-3000:]
     assert '==== demo cls' in result.stdout
     summary = json.loads((work_dir / 'demo_summary.json').read_text())
     first, last = summary['loss_first'], summary['loss_last']

@@ -36,28 +36,40 @@ __all__ = ['make_inputs', 'time_op', 'benchmark', 'format_results']
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--channels', type=int, default=256)
-    parser.add_argument('--feat-size', type=int, default=50,
-                        help='height and width of the feature map')
-    parser.add_argument('--batch', type=int, default=1,
-                        help='images in the feature map (RoIs spread over '
-                        'them)')
+    parser.add_argument(
+        '--feat-size',
+        type=int,
+        default=50,
+        help='height and width of the feature map')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=1,
+        help='images in the feature map (RoIs spread over '
+        'them)')
     parser.add_argument('--rois', type=int, default=512)
     parser.add_argument('--out-size', type=int, default=7)
-    parser.add_argument('--stride', type=int, default=16,
-                        help='feature stride: spatial_scale = 1 / stride')
-    parser.add_argument('--sampling-ratio', type=int, default=0,
-                        help='0: adaptive, as in mmdet\'s RoI heads')
+    parser.add_argument(
+        '--stride',
+        type=int,
+        default=16,
+        help='feature stride: spatial_scale = 1 / stride')
+    parser.add_argument(
+        '--sampling-ratio',
+        type=int,
+        default=0,
+        help='0: adaptive, as in mmdet\'s RoI heads')
     parser.add_argument('--boxes', type=int, default=5000)
     parser.add_argument('--iou-thr', type=float, default=0.7)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--ops', nargs='+',
-                        default=['roi_align_forward', 'roi_align_backward',
-                                 'nms'],
-                        choices=['roi_align_forward', 'roi_align_backward',
-                                 'nms'])
+    parser.add_argument(
+        '--ops',
+        nargs='+',
+        default=['roi_align_forward', 'roi_align_backward', 'nms'],
+        choices=['roi_align_forward', 'roi_align_backward', 'nms'])
     parser.add_argument('--json', default=None, help='write the result')
     return parser.parse_args(argv)
 
@@ -75,8 +87,12 @@ def make_inputs(opts: argparse.Namespace) -> Dict[str, torch.Tensor]:
     coordinates, and boxes with scores for NMS."""
     gen = torch.Generator().manual_seed(opts.seed)
     img = float(opts.feat_size * opts.stride)
-    feat = torch.randn(opts.batch, opts.channels, opts.feat_size,
-                       opts.feat_size, generator=gen)
+    feat = torch.randn(
+        opts.batch,
+        opts.channels,
+        opts.feat_size,
+        opts.feat_size,
+        generator=gen)
     idx = torch.randint(0, opts.batch, (opts.rois, 1), generator=gen)
     rois = torch.cat([idx.float(), _random_boxes(opts.rois, img, gen)], 1)
     boxes = _random_boxes(opts.boxes, img, gen)
@@ -84,7 +100,9 @@ def make_inputs(opts: argparse.Namespace) -> Dict[str, torch.Tensor]:
     return dict(feat=feat, rois=rois, boxes=boxes, scores=scores)
 
 
-def time_op(fn: Callable, warmup: int, repeats: int,
+def time_op(fn: Callable,
+            warmup: int,
+            repeats: int,
             setup: Optional[Callable] = None) -> Dict:
     """Median wall / CPU seconds of ``fn(setup())`` (``setup`` untimed; no
     argument without it) over ``repeats`` samples after ``warmup`` calls."""
@@ -98,9 +116,12 @@ def time_op(fn: Callable, warmup: int, repeats: int,
         if i >= warmup:
             wall.append(t1 - t0)
             cpu.append(c1 - c0)
-    return dict(time_s=statistics.median(wall),
-                cpu_time_s=statistics.median(cpu), min_s=min(wall),
-                max_s=max(wall), samples=len(wall))
+    return dict(
+        time_s=statistics.median(wall),
+        cpu_time_s=statistics.median(cpu),
+        min_s=min(wall),
+        max_s=max(wall),
+        samples=len(wall))
 
 
 def benchmark(opts: argparse.Namespace) -> Dict:
@@ -112,14 +133,18 @@ def benchmark(opts: argparse.Namespace) -> Dict:
     x = make_inputs(opts)
     scale = 1.0 / opts.stride
     ra_args = (opts.out_size, scale, opts.sampling_ratio, 'avg', True)
-    res = dict(mmcv=mmcv.__version__, torch=torch.__version__,
-               threads=torch.get_num_threads(), options=vars(opts).copy(),
-               ops={})
+    res = dict(
+        mmcv=mmcv.__version__,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        options=vars(opts).copy(),
+        ops={})
     shape = (f'{opts.batch}x{opts.channels}x{opts.feat_size}x'
              f'{opts.feat_size} feature, {opts.rois} RoIs -> '
              f'{opts.out_size}x{opts.out_size}')
 
     if 'roi_align_forward' in opts.ops:
+
         def forward():
             with torch.no_grad():
                 return roi_align(x['feat'], x['rois'], *ra_args)
@@ -152,6 +177,7 @@ def benchmark(opts: argparse.Namespace) -> Dict:
             **time_op(backward, opts.warmup, opts.repeats, setup=setup))
 
     if 'nms' in opts.ops:
+
         def run_nms():
             return nms(x['boxes'], x['scores'], opts.iou_thr)
 
@@ -175,10 +201,9 @@ def format_results(res: Dict) -> str:
         '|---|---|---|---|---|'
     ]
     for name, e in res['ops'].items():
-        lines.append(
-            f"| {name} | {e['inputs']} | {e['time_s'] * 1e3:.2f} | "
-            f"{e['cpu_time_s'] * 1e3:.2f} | {e['min_s'] * 1e3:.2f} - "
-            f"{e['max_s'] * 1e3:.2f} |")
+        lines.append(f"| {name} | {e['inputs']} | {e['time_s'] * 1e3:.2f} | "
+                     f"{e['cpu_time_s'] * 1e3:.2f} | {e['min_s'] * 1e3:.2f} - "
+                     f"{e['max_s'] * 1e3:.2f} |")
     return '\n'.join(lines)
 
 

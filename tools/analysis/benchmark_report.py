@@ -1,13 +1,16 @@
 """Benchmark report of the runs in a work_dirs folder.
 
-    python tools/analysis/benchmark_report.py work_dirs --out-dir out/
-    python tools/analysis/benchmark_report.py work_dirs --params --flops
+    python tools/analysis/benchmark_report.py work_dirs
+    python tools/analysis/benchmark_report.py work_dirs/finetune \
+        --out-dir work_dirs/finetune/report --params --flops
 
-Writes report.md (printed too), report.csv, pairs.csv and pairs.png. The
-paper values and the base / Skip pairs come from the metafiles
+Writes report.md (printed too), report.csv, pairs.csv and pairs.png into
+--out-dir (default: work_dirs/report, which git ignores). Each run's
+backbone is named from its class (built as its config builds it); the
+paper values and the base / gated pairs come from the metafiles
 (model-index.yml: mmgate's own by default, --model-index PATH for another,
---no-model-index for none). See mmgate/analysis/report.py for what is read
-and how runs are matched and paired.
+--no-model-index for none). What is read and how runs are matched and
+paired: mmgate/analysis/summary.py, naming.py and pairing.py.
 
 Seeded runs (``randomness.seed``, e.g. ``tools/finetune.py --seeds K``)
 whose configs differ only in the seed are grouped: mean, standard deviation
@@ -23,26 +26,41 @@ from mmgate.analysis.report import write_report
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('root', nargs='?', default='work_dirs',
-                        help='work_dirs folder (or one run)')
-    parser.add_argument('--out-dir', default=None,
-                        help='where to write (default: <root>/report)')
-    parser.add_argument('--params', action='store_true',
-                        help='build each model and count its parameters')
-    parser.add_argument('--flops', action='store_true',
-                        help='count FLOPs too (slow for detectors)')
     parser.add_argument(
-        '--flops-shape', nargs='+', default=[], metavar='TASK=H[,W]',
+        'root',
+        nargs='?',
+        default='work_dirs',
+        help='work_dirs folder (or one run)')
+    parser.add_argument(
+        '--out-dir',
+        default='work_dirs/report',
+        help='where to write (default: work_dirs/report)')
+    parser.add_argument(
+        '--params',
+        action='store_true',
+        help='build each model and count its parameters')
+    parser.add_argument(
+        '--flops',
+        action='store_true',
+        help='count FLOPs too (slow for detectors)')
+    parser.add_argument(
+        '--flops-shape',
+        nargs='+',
+        default=[],
+        metavar='TASK=H[,W]',
         help='input of the FLOP count per task, e.g. det=800,1333 '
         'seg=512 cls=224 (those are the defaults)')
     parser.add_argument('--title', default='Benchmark report')
     index = parser.add_mutually_exclusive_group()
     index.add_argument(
-        '--model-index', metavar='PATH', default=None,
+        '--model-index',
+        metavar='PATH',
+        default=None,
         help='model-index.yml (or its folder) with the paper values and '
         'baselines (default: mmgate\'s; also $MMGATE_MODEL_INDEX)')
     index.add_argument(
-        '--no-model-index', action='store_true',
+        '--no-model-index',
+        action='store_true',
         help='no paper values; pair runs by their configs only')
     return parser.parse_args(argv)
 
@@ -52,14 +70,20 @@ def main(argv=None):
     shapes = {}
     for item in args.flops_shape:
         task, _, size = item.partition('=')
-        if task not in ('det', 'seg', 'cls') or not size:
+        try:
+            if task not in ('det', 'seg', 'cls'):
+                raise ValueError(task)
+            shapes[task] = parse_shape([int(v) for v in size.split(',')])
+        except ValueError:
             raise SystemExit(f'--flops-shape wants det|seg|cls=H[,W], '
-                             f'got {item!r}')
-        shapes[task] = parse_shape([int(v) for v in size.split(',')])
-    out_dir = args.out_dir or f'{args.root.rstrip("/")}/report'
+                             f'got {item!r}') from None
     report, paths = write_report(
-        args.root, out_dir, params=args.params or args.flops,
-        flops=args.flops, title=args.title, flops_shapes=shapes,
+        args.root,
+        args.out_dir,
+        params=args.params or args.flops,
+        flops=args.flops,
+        title=args.title,
+        flops_shapes=shapes,
         model_index=False if args.no_model_index else args.model_index)
     with open(paths['markdown'], encoding='utf-8') as f:
         print(f.read())

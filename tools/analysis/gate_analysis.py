@@ -9,14 +9,14 @@
     python tools/analysis/gate_analysis.py CONFIG --random 16
 
 Writes <out-dir>/gates.csv and <out-dir>/gates.png (blocks x inbound
-distance). See mmgate/analysis/gates.py.
+distance); --out-dir defaults to work_dirs/gate_analysis, which git
+ignores. See mmgate/analysis/gates.py.
 """
 import argparse
 import os.path as osp
 
 from mmengine.config import Config, DictAction
 
-import mmgate.compat
 from mmgate.analysis.gates import (dataset_batches, gate_statistics,
                                    image_batches, load_model,
                                    plot_gate_heatmap, random_batches,
@@ -27,31 +27,42 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model or backbone config')
     parser.add_argument('--checkpoint', help='weights (trusted file)')
-    parser.add_argument('--prefix', default=None,
-                        help="load only keys under this prefix, e.g. "
-                        "'backbone.' for a classifier checkpoint")
+    parser.add_argument(
+        '--prefix',
+        default=None,
+        help="load only keys under this prefix, e.g. "
+        "'backbone.' for a classifier checkpoint")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument('--images', nargs='+', help='image files or folders')
-    src.add_argument('--split', choices=['train', 'val', 'test'],
-                     help="run the config's dataloader of this split")
-    src.add_argument('--random', type=int, metavar='N',
-                     help='N random-noise images (a smoke run)')
-    parser.add_argument('--size', type=int, default=224,
-                        help='square input size for --images / --random')
+    src.add_argument(
+        '--split',
+        choices=['train', 'val', 'test'],
+        help="run the config's dataloader of this split")
+    src.add_argument(
+        '--random',
+        type=int,
+        metavar='N',
+        help='N random-noise images (a smoke run)')
+    parser.add_argument(
+        '--size',
+        type=int,
+        default=224,
+        help='square input size for --images / --random')
     parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--limit', type=int, default=None,
-                        help='at most this many images')
+    parser.add_argument(
+        '--limit', type=int, default=None, help='at most this many images')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out-dir', default='work_dirs/gate_analysis')
     parser.add_argument('--title', default=None)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, as tools/test.py')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, as tools/test.py')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
-    # loads checkpoints and builds dataloaders: mmgate's compat fixes first
-    mmgate.compat.apply()
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -59,14 +70,14 @@ def main(argv=None):
     model, backbone, cfg = load_model(cfg, args.checkpoint, args.device,
                                       args.prefix)
     if args.images:
-        batches = image_batches(args.images, model, args.size,
-                                args.batch_size, args.limit, args.device)
+        batches = image_batches(args.images, model, args.size, args.batch_size,
+                                args.limit, args.device)
     elif args.split:
         batches = dataset_batches(cfg, model, args.split, args.limit,
                                   args.batch_size, args.device)
     else:
-        batches = random_batches(args.random, args.size, args.batch_size,
-                                 device=args.device)
+        batches = random_batches(
+            args.random, args.size, args.batch_size, device=args.device)
     rows = gate_statistics(model, batches, forward=backbone)
     csv_path = osp.join(args.out_dir, 'gates.csv')
     png_path = osp.join(args.out_dir, 'gates.png')

@@ -24,22 +24,33 @@ from mmgate.analysis.complexity import (CONVENTIONS, SPEC_TABLE_MODELS,
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('model', nargs='?',
-                        help='config file, or a variant name such as '
-                        'SkipResNet-50 / ConvNeXt-T')
-    parser.add_argument('--shape', type=int, nargs='+', default=[224],
-                        help='H, H W or C H W (default 224)')
+    parser.add_argument(
+        'model',
+        nargs='?',
+        help='config file, or a variant name such as '
+        'SkipResNet-50 / ConvNeXt-T')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[224],
+        help='H, H W or C H W (default 224)')
     parser.add_argument('--backbone-only', action='store_true')
-    parser.add_argument('--no-flops', action='store_true',
-                        help='parameters only')
-    parser.add_argument('--table', nargs='*', metavar='NAME', default=None,
-                        help='params / FLOPs of classification variants '
-                        'next to the paper (default: ' +
-                        ', '.join(SPEC_TABLE_MODELS) + ')')
-    parser.add_argument('--convention', choices=CONVENTIONS,
-                        default='mmengine')
-    parser.add_argument('--by-module', action='store_true',
-                        help='FLOPs of each top-level child')
+    parser.add_argument(
+        '--no-flops', action='store_true', help='parameters only')
+    parser.add_argument(
+        '--table',
+        nargs='*',
+        metavar='NAME',
+        default=None,
+        help='params / FLOPs of classification variants '
+        'next to the paper (default: ' + ', '.join(SPEC_TABLE_MODELS) + ')')
+    parser.add_argument(
+        '--convention', choices=CONVENTIONS, default='mmengine')
+    parser.add_argument(
+        '--by-module',
+        action='store_true',
+        help='FLOPs of each top-level child')
     return parser.parse_args(argv)
 
 
@@ -50,7 +61,8 @@ def main(argv=None):
         if shape[1] != shape[2]:
             raise SystemExit('--table wants a square input')
         rows = classification_table(
-            args.table or SPEC_TABLE_MODELS, shape[1],
+            args.table or SPEC_TABLE_MODELS,
+            shape[1],
             conventions=() if args.no_flops else CONVENTIONS)
         print(format_table(rows))
         return rows
@@ -70,8 +82,9 @@ def main(argv=None):
         print(f"FLOPs at {'x'.join(map(str, shape))}: "
               f"{res['flops'] / 1e9:.4f} G ({args.convention} convention)")
         if res['skipped_ops']:
-            print('not counted: ' + ', '.join(
-                f'{k} x{v}' for k, v in sorted(res['skipped_ops'].items())))
+            print('not counted: ' +
+                  ', '.join(f'{k} x{v}'
+                            for k, v in sorted(res['skipped_ops'].items())))
         if args.by_module:
             for name, f in res['by_module'].items():
                 print(f'  {name}: {f / 1e9:.4f} G')

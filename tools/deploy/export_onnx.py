@@ -2,7 +2,8 @@
 it under onnxruntime against PyTorch.
 
     python tools/deploy/export_onnx.py SkipResNet-50 --shape 224
-    python tools/deploy/export_onnx.py CONFIG.py --checkpoint work_dirs/x/epoch_12.pth \\
+    python tools/deploy/export_onnx.py CONFIG.py \\
+        --checkpoint work_dirs/x/epoch_12.pth \\
         --shape 800 1333 --out work_dirs/x/model.onnx
 
 ``MODEL`` is a config file (its ``model``: a detector, segmentor or
@@ -57,12 +58,12 @@ def flatten(out) -> List[torch.Tensor]:
     return [t for o in out for t in flatten(o)]
 
 
-def build(model: str, checkpoint: str = None,
+def build(model: str,
+          checkpoint: str = None,
           backbone_only: bool = False) -> TensorOutputs:
     """The network to export, in eval mode."""
     from mmgate.analysis.complexity import (build_model, classifier_cfg,
-                                            init_weights_quietly,
-                                            model_cfg_of)
+                                            init_weights_quietly, model_cfg_of)
     if osp.isfile(model):
         from mmengine.config import Config
         cfg = Config.fromfile(model)
@@ -75,8 +76,9 @@ def build(model: str, checkpoint: str = None,
     if checkpoint:
         from mmgate.models.utils import load_pretrained_weights
         load_pretrained_weights(
-            net, dict(checkpoint=checkpoint, prefix='' if tensor_mode
-                      else None), trusted=True)
+            net,
+            dict(checkpoint=checkpoint, prefix='' if tensor_mode else None),
+            trusted=True)
     else:
         init_weights_quietly(net)
     if backbone_only and hasattr(net, 'backbone'):
@@ -85,8 +87,12 @@ def build(model: str, checkpoint: str = None,
     return TensorOutputs(net, tensor_mode).eval()
 
 
-def export(wrapper: TensorOutputs, shape: Sequence[int], out: str,
-           opset: int = 17, atol: float = 1e-3, verify: bool = True) -> float:
+def export(wrapper: TensorOutputs,
+           shape: Sequence[int],
+           out: str,
+           opset: int = 17,
+           atol: float = 1e-3,
+           verify: bool = True) -> float:
     """Export ``wrapper`` for a ``(1, *shape)`` input to ``out``; return the
     largest |onnxruntime - PyTorch| (0 when not verified)."""
     x = torch.rand(1, *shape)
@@ -97,8 +103,12 @@ def export(wrapper: TensorOutputs, shape: Sequence[int], out: str,
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter('ignore')
-            torch.onnx.export(wrapper, (x, ), tmp, dynamo=False,
-                              opset_version=opset, input_names=['input'])
+            torch.onnx.export(
+                wrapper, (x, ),
+                tmp,
+                dynamo=False,
+                opset_version=opset,
+                input_names=['input'])
         error = 0.
         if verify:
             error = max_abs_error(wrapper, tmp, x)
@@ -130,8 +140,12 @@ def parse_args(argv=None):
     parser.add_argument('model', help='config file or variant name')
     parser.add_argument('--checkpoint', help='weights to load (strict)')
     parser.add_argument('--out', help='ONNX file (default: <model>.onnx)')
-    parser.add_argument('--shape', type=int, nargs='+', default=[224],
-                        help='H, or H W (default 224)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[224],
+        help='H, or H W (default 224)')
     parser.add_argument('--backbone-only', action='store_true')
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument('--atol', type=float, default=1e-3)
@@ -140,16 +154,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> float:
-    import mmgate.compat
-    mmgate.compat.apply()
     args = parse_args(argv)
     if len(args.shape) not in (1, 2):
         raise SystemExit(f'--shape takes H or H W, got {args.shape}')
     h, w = (args.shape * 2)[:2]
     out = args.out or osp.splitext(osp.basename(args.model))[0] + '.onnx'
     wrapper = build(args.model, args.checkpoint, args.backbone_only)
-    error = export(wrapper, (3, h, w), out, args.opset, args.atol,
-                   args.verify)
+    error = export(wrapper, (3, h, w), out, args.opset, args.atol, args.verify)
     print(f'wrote {out}' + (f'; onnxruntime vs PyTorch: max abs error '
                             f'{error:.3g}' if args.verify else ''))
     return error

@@ -19,13 +19,18 @@ from mmgate.datasets import make_demo_data  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', default='data/demo',
-                        help='output folder (default: data/demo)')
-    parser.add_argument('--tasks', nargs='+', default=['det', 'seg', 'cls'],
-                        choices=['det', 'seg', 'cls'])
+    parser.add_argument(
+        '--out',
+        default='data/demo',
+        help='output folder (default: data/demo)')
+    parser.add_argument(
+        '--tasks',
+        nargs='+',
+        default=['det', 'seg', 'cls'],
+        choices=['det', 'seg', 'cls'])
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--force', action='store_true',
-                        help='rewrite sets that already exist')
+    parser.add_argument(
+        '--force', action='store_true', help='rewrite sets that already exist')
     return parser.parse_args(argv)
 
 

@@ -30,24 +30,32 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 sys.path.insert(0, ROOT)
 
 DEMOS = {
-    'det': dict(config='configs/demo/cascade_rcnn_skipresnet18_demo.py',
-                metrics=('coco/bbox_mAP', 'coco/bbox_mAP_50',
-                         'coco/segm_mAP', 'coco/segm_mAP_50')),
-    'seg': dict(config='configs/demo/upernet_skipresnet18_demo.py',
-                metrics=('aAcc', 'mIoU', 'mAcc')),
-    'cls': dict(config='configs/demo/cls_skipresnet18_demo.py',
-                metrics=('accuracy/top1', )),
+    'det':
+    dict(
+        config='configs/demo/cascade_rcnn_skipresnet18_demo.py',
+        metrics=('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
+                 'coco/segm_mAP_50')),
+    'seg':
+    dict(
+        config='configs/demo/upernet_skipresnet18_demo.py',
+        metrics=('aAcc', 'mIoU', 'mAcc')),
+    'cls':
+    dict(
+        config='configs/demo/cls_skipresnet18_demo.py',
+        metrics=('accuracy/top1', )),
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('task', choices=sorted(DEMOS))
-    parser.add_argument('--data', default='data/demo',
-                        help='demo data folder (default: data/demo)')
+    parser.add_argument(
+        '--data',
+        default='data/demo',
+        help='demo data folder (default: data/demo)')
     parser.add_argument('--work-dir', help='default: work_dirs/<config>')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='data and training seed')
+    parser.add_argument(
+        '--seed', type=int, default=0, help='data and training seed')
     args, train_args = parser.parse_known_args(argv)
     return args, train_args
 
@@ -65,23 +73,28 @@ def _data_options(task, data):
         return []
     if task == 'det':
         root = osp.join(data, 'coco') + '/'
-        return [f'train_dataloader.dataset.dataset.data_root={root}',
-                f'val_dataloader.dataset.data_root={root}',
-                f'test_dataloader.dataset.data_root={root}',
-                'val_evaluator.ann_file='
-                f'{root}annotations/instances_val2017.json',
-                'test_evaluator.ann_file='
-                f'{root}annotations/instances_val2017.json']
+        return [
+            f'train_dataloader.dataset.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}',
+            f'test_dataloader.dataset.data_root={root}',
+            'val_evaluator.ann_file='
+            f'{root}annotations/instances_val2017.json',
+            'test_evaluator.ann_file='
+            f'{root}annotations/instances_val2017.json'
+        ]
     sub = {'seg': 'ade/ADEChallengeData2016', 'cls': 'imagenet'}[task]
     root = osp.join(data, sub)
-    return [f'{k}_dataloader.dataset.data_root={root}'
-            for k in ('train', 'val', 'test')]
+    return [
+        f'{k}_dataloader.dataset.data_root={root}'
+        for k in ('train', 'val', 'test')
+    ]
 
 
 def evaluate_untrained(config, options, work_dir, seed):
     """Metrics of the config's freshly initialised model on the test set."""
     from mmengine.config import Config, DictAction
-    from mmengine.runner import Runner
+
+    from mmgate.apis.common import build_runner
     cfg = Config.fromfile(config)
     if options:
         parser = argparse.ArgumentParser()
@@ -90,7 +103,7 @@ def evaluate_untrained(config, options, work_dir, seed):
     cfg.work_dir = work_dir
     cfg.load_from = None
     cfg.randomness = dict(seed=seed)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.model.init_weights()
     return runner.test()
 
@@ -106,8 +119,8 @@ def _last_json(folder):
 
 def _losses(work_dir):
     """(first, last) logged training loss with their iterations."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
+    files = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     rows = []
     for path in files:
         with open(path) as f:
@@ -120,10 +133,6 @@ def _losses(work_dir):
 
 
 def main(argv=None):
-    # evaluate_untrained builds a Runner in this process: mmgate's compat
-    # fixes first (tools/train.py and tools/test.py apply them themselves)
-    import mmgate.compat
-    mmgate.compat.apply()
     args, train_args = parse_args(argv)
     demo = DEMOS[args.task]
     config = demo['config']
@@ -134,13 +143,16 @@ def main(argv=None):
     times = {}
     start = time.time()
 
-    times['data'] = _run([py, 'tools/misc/make_demo_data.py', '--out',
-                          args.data, '--tasks', args.task, '--seed',
-                          str(args.seed)])
+    times['data'] = _run([
+        py, 'tools/misc/make_demo_data.py', '--out', args.data, '--tasks',
+        args.task, '--seed',
+        str(args.seed)
+    ])
 
     t = time.time()
-    before = evaluate_untrained(osp.join(ROOT, config), options,
-                                osp.join(work_dir, 'untrained'), args.seed)
+    before = evaluate_untrained(
+        osp.join(ROOT, config), options, osp.join(work_dir, 'untrained'),
+        args.seed)
     times['eval_untrained'] = time.time() - t
 
     cfg_opts = [f'randomness.seed={args.seed}', *options]
@@ -149,26 +161,36 @@ def main(argv=None):
         i = extra.index('--cfg-options')
         cfg_opts += extra[i + 1:]
         extra = extra[:i]
-    times['train'] = _run([py, 'tools/train.py', config, '--work-dir',
-                           work_dir, *extra, '--cfg-options', *cfg_opts])
+    times['train'] = _run([
+        py, 'tools/train.py', config, '--work-dir', work_dir, *extra,
+        '--cfg-options', *cfg_opts
+    ])
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     test_dir = osp.join(work_dir, 'test')
-    times['test'] = _run([py, 'tools/test.py', config, checkpoint,
-                          '--work-dir', test_dir,
-                          *(['--cfg-options', *options] if options else [])])
+    times['test'] = _run([
+        py, 'tools/test.py', config, checkpoint, '--work-dir', test_dir,
+        *(['--cfg-options', *options] if options else [])
+    ])
     after = _last_json(test_dir)
     times['total'] = time.time() - start
     (it0, loss0), (it1, loss1) = _losses(work_dir)
 
     keys = [k for k in demo['metrics'] if k in after]
     summary = dict(
-        task=args.task, config=config, checkpoint=checkpoint,
+        task=args.task,
+        config=config,
+        checkpoint=checkpoint,
         loss_first=dict(iter=it0, loss=loss0),
         loss_last=dict(iter=it1, loss=loss1),
-        untrained={k: before.get(k) for k in keys},
-        trained={k: after.get(k) for k in keys},
-        seconds={k: round(v, 1) for k, v in times.items()})
+        untrained={k: before.get(k)
+                   for k in keys},
+        trained={k: after.get(k)
+                 for k in keys},
+        seconds={
+            k: round(v, 1)
+            for k, v in times.items()
+        })
     with open(osp.join(work_dir, 'demo_summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
 

@@ -25,8 +25,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='timm checkpoint (.pth state dict)')
     parser.add_argument('dst', help='where to write the mmgate checkpoint')
-    parser.add_argument('--force', action='store_true',
-                        help='overwrite dst if it exists')
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite dst if it exists')
     return parser.parse_args(argv)
 
 
@@ -54,9 +54,11 @@ def main(argv=None):
     except ValueError as err:
         sys.exit(f'error: {args.src}: {err}')
     # written next to dst, then renamed: never a half-written file
-    save_torch_atomic(dict(state_dict=converted,
-                           meta=dict(converted_from=osp.basename(args.src),
-                                     layout=layout)), args.dst)
+    save_torch_atomic(
+        dict(
+            state_dict=converted,
+            meta=dict(converted_from=osp.basename(args.src), layout=layout)),
+        args.dst)
     print(f'{args.src} ({layout}, {len(converted)} tensors) -> {args.dst}')
 
 

@@ -16,5 +16,10 @@ _base_ = [
     'mmpretrain::_base_/schedules/imagenet_bs256.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
+
+# mmgate's Runner: safe checkpoint reading, atomic checkpoints with the
+# random generators' states, a stop at the first non-finite loss, and
+# distributed runs without CUDA (mmgate.engine.Runner).
+runner_type = 'mmgate.Runner'
 # lr 0.1 is for 256 images per iteration (8 GPUs x 32).
 auto_scale_lr = dict(enable=False, base_batch_size=256)

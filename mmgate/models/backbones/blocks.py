@@ -27,6 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import (build_activation_layer, build_conv_layer,
                       build_norm_layer, build_plugin_layer)
@@ -34,12 +35,14 @@ from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 
-from mmgate.ops import capturing_graph
+from mmgate.ops import capturing_graph, plane_moments
 from ..layers import GateModule, InboundRouter, padding_mask
-from ..layers.norm import foldable_batchnorm
+from ..layers.norm import batch_statistics, foldable_batchnorm
 
-__all__ = ['ResidualAdd', 'build_junction', 'RoutedBlock', 'BasicBlock',
-           'Bottleneck', 'RoutedStage']
+__all__ = [
+    'ResidualAdd', 'build_junction', 'RoutedBlock', 'BasicBlock', 'Bottleneck',
+    'RoutedStage'
+]
 
 
 class ResidualAdd(nn.Module):
@@ -47,7 +50,8 @@ class ResidualAdd(nn.Module):
 
     It reads one inbound, the block's own entry (its projected input), and
     has no parameters. It takes the arguments of a gate's ``forward``
-    (``norm``, ``scale``, ``relu``) and applies them as plain ops.
+    (``norm``, ``scale``, ``relu``) and applies them as plain ops
+    (``norm_input_means``, which only a folded norm uses, is not needed).
     """
     gated = False
     num_inbounds = 1
@@ -56,11 +60,14 @@ class ResidualAdd(nn.Module):
         super().__init__()
         self.channels = channels
 
-    def forward(self, y: Tensor, inbounds: Sequence[Tensor],
+    def forward(self,
+                y: Tensor,
+                inbounds: Sequence[Tensor],
                 descriptors: Optional[Sequence[Tensor]] = None,
                 norm: Optional[nn.Module] = None,
                 scale: Optional[Tensor] = None,
-                relu: bool = False) -> Tensor:
+                relu: bool = False,
+                norm_input_means: Optional[Tensor] = None) -> Tensor:
         if norm is not None:
             y = norm(y)
         if scale is not None:
@@ -69,7 +76,8 @@ class ResidualAdd(nn.Module):
         return out.relu_() if relu else out
 
 
-def build_junction(gate_cfg: Optional[dict], channels: int,
+def build_junction(gate_cfg: Optional[dict],
+                   channels: int,
                    in_channels: Sequence[int],
                    pad_mode: str = 'masked') -> nn.Module:
     """The junction of a block with ``channels`` outputs that reads inbounds
@@ -91,8 +99,16 @@ def build_junction(gate_cfg: Optional[dict], channels: int,
             f"pad_mode must be 'masked' or 'paper', got {pad_mode!r}")
     mask = padding_mask(in_channels, channels) if pad_mode == 'masked' \
         else None
-    return GateModule(channels, len(in_channels), softmax_mask=mask,
-                      **gate_cfg)
+    return GateModule(
+        channels, len(in_channels), softmax_mask=mask, **gate_cfg)
+
+
+def _is_pointwise(conv: nn.Module) -> bool:
+    """A plain 1x1 convolution: stride 1, no padding, groups 1, no bias."""
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1)
+            and conv.stride == (1, 1) and conv.padding == (0, 0)
+            and conv.groups == 1 and conv.bias is None
+            and conv.padding_mode == 'zeros')
 
 
 def _norm(i: int) -> property:
@@ -155,7 +171,8 @@ class RoutedBlock(BaseModule):
         if junction.num_inbounds != len(inbound_indices):
             raise ValueError(
                 f'the junction mixes {junction.num_inbounds} inbounds, the '
-                f'block reads {len(inbound_indices)} ({list(inbound_indices)})')
+                f'block reads {len(inbound_indices)} ({list(inbound_indices)})'
+            )
         if pool_placement not in ('pre', 'post'):
             raise ValueError("pool_placement must be 'pre' or 'post', got "
                              f'{pool_placement!r}')
@@ -196,6 +213,13 @@ class RoutedBlock(BaseModule):
         """The branch up to (not including) ``last_norm``."""
         raise NotImplementedError
 
+    def residual_pre_norm_means(self,
+                                x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """:meth:`residual_pre_norm` and, where the branch has them for
+        less than a pass over that output, its ``(B, C)`` plane means (None
+        otherwise: the default)."""
+        return self.residual_pre_norm(x), None
+
     def after_last_norm(self, y: Tensor) -> Tensor:
         """What the branch does after ``last_norm`` (MMDetection's
         ``after_conv3`` plugins); nothing by default."""
@@ -232,25 +256,38 @@ class RoutedBlock(BaseModule):
         # a captured graph (tracing, export, torch.compile) gets the parts
         # one by one: FLOP counters see the norm and the activation
         traced = capturing_graph()
-        norm = None
+        norm = means = None
         if self.last_norm is not None and self.reads_descriptors and \
                 not self.acts_after_last_norm and not traced:
-            c = self.residual_pre_norm(x)
+            # a norm on running statistics needs only the plane means of
+            # its input, which the branch may have for less
+            if batch_statistics(self.last_norm):
+                c = self.residual_pre_norm(x)
+            else:
+                c, means = self.residual_pre_norm_means(x)
             if foldable_batchnorm(self.last_norm, c):
                 y, norm = c, self.last_norm
             else:
-                y = self.after_last_norm(self.last_norm(c))
+                y, means = self.after_last_norm(self.last_norm(c)), None
         else:
             y = self.residual(x)
         if traced:
             out = junction(self.drop_path(y), inbounds, descriptors)
             return self.out_act(out)
         relu = isinstance(self.out_act, nn.ReLU)
-        out = junction(y, inbounds, descriptors, norm=norm,
-                       scale=self._drop_path_scale(y), relu=relu)
+        out = junction(
+            y,
+            inbounds,
+            descriptors,
+            norm=norm,
+            scale=self._drop_path_scale(y),
+            relu=relu,
+            norm_input_means=means)
         return out if relu else self.out_act(out)
 
-    def forward(self, x: Tensor, inbounds: Sequence[Tensor],
+    def forward(self,
+                x: Tensor,
+                inbounds: Sequence[Tensor],
                 descriptors: Optional[Sequence[Tensor]] = None) -> Tensor:
         """Block output.
 
@@ -325,8 +362,14 @@ class BasicBlock(RoutedBlock):
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
         self.conv1 = build_conv_layer(
-            conv_cfg, inplanes, planes, 3, stride=stride, padding=dilation,
-            dilation=dilation, bias=False)
+            conv_cfg,
+            inplanes,
+            planes,
+            3,
+            stride=stride,
+            padding=dilation,
+            dilation=dilation,
+            bias=False)
         self.add_module(self.norm1_name, norm1)
         self.conv2 = build_conv_layer(
             conv_cfg, planes, planes, 3, padding=1, bias=False)
@@ -406,21 +449,31 @@ class Bottleneck(RoutedBlock):
                     raise ValueError('conv_cfg must be None when dcn is set')
                 conv2_cfg = dcn
         self.conv2 = build_conv_layer(
-            conv2_cfg, width, width, 3, stride=conv2_stride, padding=dilation,
-            dilation=dilation, groups=groups, bias=False)
+            conv2_cfg,
+            width,
+            width,
+            3,
+            stride=conv2_stride,
+            padding=dilation,
+            dilation=dilation,
+            groups=groups,
+            bias=False)
         self.add_module(self.norm2_name, norm2)
         self.conv3 = build_conv_layer(
             conv_cfg, width, planes * self.expansion, 1, bias=False)
         self.add_module(self.norm3_name, norm3)
         self.relu = nn.ReLU(inplace=True)
-        widths = dict(after_conv1=width, after_conv2=width,
-                      after_conv3=planes * self.expansion)
+        widths = dict(
+            after_conv1=width,
+            after_conv2=width,
+            after_conv3=planes * self.expansion)
         self.plugin_names = {position: [] for position in widths}
         for plugin in plugins or ():
             plugin = dict(plugin)
             position = plugin.pop('position')
             name, layer = build_plugin_layer(
-                plugin, in_channels=widths[position],
+                plugin,
+                in_channels=widths[position],
                 postfix=plugin.pop('postfix', ''))
             if hasattr(self, name):
                 raise ValueError(f'duplicate plugin {name}: give each a '
@@ -443,10 +496,27 @@ class Bottleneck(RoutedBlock):
     norm1, norm2, norm3 = _norm(1), _norm(2), _norm(3)
     last_norm = _norm(3)
 
-    def residual_pre_norm(self, x: Tensor) -> Tensor:
+    def _conv3_input(self, x: Tensor) -> Tensor:
         x = self._plugins(self.relu(self.norm1(self.conv1(x))), 'after_conv1')
-        x = self._plugins(self.relu(self.norm2(self.conv2(x))), 'after_conv2')
-        return self.conv3(x)
+        return self._plugins(
+            self.relu(self.norm2(self.conv2(x))), 'after_conv2')
+
+    def residual_pre_norm(self, x: Tensor) -> Tensor:
+        return self.conv3(self._conv3_input(x))
+
+    def residual_pre_norm_means(self,
+                                x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """``conv3``'s output and, for a plain 1x1 conv, its plane means
+        from its input's: a 1x1 conv without bias commutes with the global
+        average, and its input is a quarter as wide."""
+        h = self._conv3_input(x)
+        conv = self.conv3
+        if not _is_pointwise(conv):
+            return conv(h), None
+        # taken before the conv: in backward, autograd then adds their
+        # broadcast gradient into the conv's input gradient in place
+        means = plane_moments(h, with_var=False)[0]
+        return conv(h), F.linear(means, conv.weight.flatten(1))
 
 
 class RoutedStage(Sequential):
@@ -458,7 +528,8 @@ class RoutedStage(Sequential):
     its stages.
     """
 
-    def forward(self, x: Tensor,
+    def forward(self,
+                x: Tensor,
                 router: Optional[InboundRouter] = None) -> Tensor:
         router = InboundRouter(self) if router is None else router
         for block in self:

@@ -21,14 +21,16 @@ from torch import Tensor
 
 from mmgate.registry import MODELS
 from ..layers import InboundRouter, dense_inbound_indices
-from .base import GatedBackbone, freeze_modules
+from ..layers.gate import gate_cfg_of, gate_norm_of
+from .base import (GatedBackbone, check_dense_args, check_drop_path_rate,
+                   freeze_modules, linear_drop_path_rates)
 from .blocks import RoutedBlock, RoutedStage, build_junction
-from .skip_resnet import gate_cfg_of, gate_norm_of
 
 __all__ = ['make_divisible', 'InvertedResidual', 'DenseMobileNetV2']
 
 
-def make_divisible(value: float, divisor: int = 8,
+def make_divisible(value: float,
+                   divisor: int = 8,
                    min_ratio: float = 0.9) -> int:
     """Round ``value`` to a multiple of ``divisor``, never below
     ``min_ratio * value`` (MobileNet's channel rule).
@@ -78,15 +80,32 @@ class InvertedResidual(RoutedBlock):
         hidden = int(round(in_channels * expand_ratio))
         layers = []
         if expand_ratio != 1:
-            layers.append(ConvModule(
-                in_channels, hidden, 1, conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg, act_cfg=act_cfg))
+            layers.append(
+                ConvModule(
+                    in_channels,
+                    hidden,
+                    1,
+                    conv_cfg=conv_cfg,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg))
         layers += [
-            ConvModule(hidden, hidden, 3, stride=stride, padding=1,
-                       groups=hidden, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                       act_cfg=act_cfg),
-            ConvModule(hidden, out_channels, 1, conv_cfg=conv_cfg,
-                       norm_cfg=norm_cfg, act_cfg=None)
+            ConvModule(
+                hidden,
+                hidden,
+                3,
+                stride=stride,
+                padding=1,
+                groups=hidden,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg),
+            ConvModule(
+                hidden,
+                out_channels,
+                1,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=None)
         ]
         self.conv = nn.Sequential(*layers)
 
@@ -124,7 +143,8 @@ class DenseMobileNetV2(GatedBackbone):
         pad_mode (str): 'masked' or 'paper' (``blocks.build_junction``).
         gate_reduction (int): Defaults to 4 (the paper's Dense-MobileNetV2).
         gate_norm_cfg (dict, optional): Norm inside the gates. Defaults to
-            ``norm_cfg`` when it is a BatchNorm, else BN (``gate_norm_of``).
+            ``norm_cfg`` when it is a BatchNorm, else BN
+            (``layers.gate.gate_norm_of``).
         gate_act_cfg (dict): Activation inside the gates. Defaults to ReLU6.
         gate_lean (bool): Drop the dead softmax slot of block 0's gate.
         init_cfg (dict or list[dict], optional): Initialisation config.
@@ -144,47 +164,35 @@ class DenseMobileNetV2(GatedBackbone):
                      [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2],
                      [6, 320, 1, 1]]
 
-    def __init__(self,
-                 widen_factor: float = 1.,
-                 out_indices: Sequence[int] = (1, 2, 4, 7),
-                 frozen_stages: int = -1,
-                 conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU6'),
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 drop_path_rate: float = 0.,
-                 num_connections: int = 4,
-                 pad_mode: str = 'masked',
-                 gate_reduction: int = 4,
-                 gate_norm_cfg: Optional[dict] = None,
-                 gate_act_cfg: dict = dict(type='ReLU6'),
-                 gate_lean: bool = False,
-                 init_cfg: Optional[dict] = [
-                     dict(type='Kaiming', layer=['Conv2d']),
-                     dict(type='Constant', val=1,
-                          layer=['_BatchNorm', 'GroupNorm'])
-                 ]) -> None:
+    def __init__(
+        self,
+        widen_factor: float = 1.,
+        out_indices: Sequence[int] = (1, 2, 4, 7),
+        frozen_stages: int = -1,
+        conv_cfg: Optional[dict] = None,
+        norm_cfg: dict = dict(type='BN'),
+        act_cfg: dict = dict(type='ReLU6'),
+        norm_eval: bool = False,
+        with_cp: bool = False,
+        drop_path_rate: float = 0.,
+        num_connections: int = 4,
+        pad_mode: str = 'masked',
+        gate_reduction: int = 4,
+        gate_norm_cfg: Optional[dict] = None,
+        gate_act_cfg: dict = dict(type='ReLU6'),
+        gate_lean: bool = False,
+        init_cfg: Optional[dict] = [
+            dict(type='Kaiming', layer=['Conv2d']),
+            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+        ]
+    ) -> None:
         super().__init__(init_cfg)
         num_layers = len(self.arch_settings)
-        out_indices = tuple(i + num_layers + 1 if i < 0 else i
-                            for i in out_indices)
-        assert out_indices and all(0 <= i <= num_layers
-                                   for i in out_indices), \
-            f'out_indices {out_indices} out of range(0, {num_layers + 1})'
-        assert -1 <= frozen_stages <= num_layers, \
-            f'frozen_stages must be in [-1, {num_layers}], got {frozen_stages}'
+        out_indices = self._check_outputs(out_indices, frozen_stages)
         assert widen_factor > 0, \
             f'widen_factor must be > 0, got {widen_factor}'
-        assert 0. <= drop_path_rate < 1., \
-            f'drop_path_rate must be in [0, 1), got {drop_path_rate}'
-        if not isinstance(num_connections, int) or num_connections < 1:
-            raise ValueError(
-                f'num_connections (N) must be an int >= 1, got '
-                f'{num_connections!r}')
-        if pad_mode not in ('masked', 'paper'):
-            raise ValueError(
-                f"pad_mode must be 'masked' or 'paper', got {pad_mode!r}")
+        check_drop_path_rate(drop_path_rate)
+        check_dense_args(num_connections, pad_mode)
         self.widen_factor = widen_factor
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
@@ -192,28 +200,28 @@ class DenseMobileNetV2(GatedBackbone):
         self.with_cp = with_cp
         self.num_connections = num_connections
         self.pad_mode = pad_mode
-        gate_cfg = gate_cfg_of(gate_reduction,
-                               gate_norm_cfg or gate_norm_of(norm_cfg),
-                               gate_act_cfg, gate_lean)
+        gate_cfg = gate_cfg_of(gate_reduction, gate_norm_cfg
+                               or gate_norm_of(norm_cfg), gate_act_cfg,
+                               gate_lean)
 
         in_channels = make_divisible(32 * widen_factor)
-        self.conv1 = ConvModule(3, in_channels, 3, stride=2, padding=1,
-                                conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                act_cfg=act_cfg)
+        self.conv1 = ConvModule(
+            3,
+            in_channels,
+            3,
+            stride=2,
+            padding=1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
 
-        # (in, out, stride) of every block, stage by stage
-        stages, ratios = [], []
-        for ratio, channels, num_blocks, stride in self.arch_settings:
-            out = make_divisible(channels * widen_factor)
-            stages.append([(in_channels if j == 0 else out, out,
-                            stride if j == 0 else 1)
-                           for j in range(num_blocks)])
-            ratios.append(ratio)
-            in_channels = out
+        stages = self._block_specs(in_channels)
+        ratios = [ratio for ratio, *_ in self.arch_settings]
+        in_channels = stages[-1][-1][1]
         # entry k = block k's shortcut: its input, pooled, same width
         self.entry_channels = [b[0] for s in stages for b in s]
-        total = len(self.entry_channels)
-        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        rates = linear_drop_path_rates(drop_path_rate,
+                                       len(self.entry_channels))
 
         self.layers = []
         self.feature_info: List[dict] = []
@@ -222,35 +230,80 @@ class DenseMobileNetV2(GatedBackbone):
             blocks = []
             for cin, cout, stride in specs:
                 inbounds = dense_inbound_indices(entry, num_connections)
-                blocks.append(InvertedResidual(
-                    cin, cout, stride, ratio, conv_cfg=conv_cfg,
-                    norm_cfg=norm_cfg, act_cfg=act_cfg, entry_index=entry,
-                    inbound_indices=inbounds,
-                    junction=build_junction(
-                        gate_cfg, cout, [self.entry_channels[k] for k in inbounds],
-                        pad_mode),
-                    with_cp=with_cp, drop_path_rate=rates[entry]))
+                blocks.append(
+                    InvertedResidual(
+                        cin,
+                        cout,
+                        stride,
+                        ratio,
+                        conv_cfg=conv_cfg,
+                        norm_cfg=norm_cfg,
+                        act_cfg=act_cfg,
+                        entry_index=entry,
+                        inbound_indices=inbounds,
+                        junction=build_junction(
+                            gate_cfg, cout,
+                            [self.entry_channels[k]
+                             for k in inbounds], pad_mode),
+                        with_cp=with_cp,
+                        drop_path_rate=rates[entry]))
                 entry += 1
                 reduction *= stride
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, RoutedStage(*blocks))
             self.layers.append(layer_name)
             if i in out_indices:
-                self.feature_info.append(dict(
-                    num_chs=specs[-1][1], reduction=reduction,
-                    module=layer_name))
+                self.feature_info.append(
+                    dict(
+                        num_chs=specs[-1][1],
+                        reduction=reduction,
+                        module=layer_name))
 
         self.out_channel = int(1280 * widen_factor) if widen_factor > 1. \
             else 1280
-        self.conv2 = ConvModule(in_channels, self.out_channel, 1,
-                                conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                act_cfg=act_cfg)
+        self.conv2 = ConvModule(
+            in_channels,
+            self.out_channel,
+            1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
         self.feat_dim = self.out_channel
         if num_layers in out_indices:
-            self.feature_info.append(dict(
-                num_chs=self.out_channel, reduction=reduction,
-                module='conv2'))
+            self.feature_info.append(
+                dict(
+                    num_chs=self.out_channel,
+                    reduction=reduction,
+                    module='conv2'))
         self._freeze_stages()
+
+    @classmethod
+    def _check_outputs(cls, out_indices: Sequence[int],
+                       frozen_stages: int) -> Tuple[int, ...]:
+        """``out_indices`` (negative ones counted from the end) name the
+        stages or the final conv, ``frozen_stages`` the stages."""
+        num_layers = len(cls.arch_settings)
+        out_indices = tuple(i + num_layers + 1 if i < 0 else i
+                            for i in out_indices)
+        assert out_indices and all(0 <= i <= num_layers
+                                   for i in out_indices), \
+            f'out_indices {out_indices} out of range(0, {num_layers + 1})'
+        assert -1 <= frozen_stages <= num_layers, \
+            f'frozen_stages must be in [-1, {num_layers}], got {frozen_stages}'
+        return out_indices
+
+    def _block_specs(self, in_channels: int) -> List[List[tuple]]:
+        """``(in, out, stride)`` of every block, stage by stage, after the
+        stem's ``in_channels``, with the widths scaled by
+        ``widen_factor``."""
+        stages = []
+        for _, channels, num_blocks, stride in self.arch_settings:
+            out = make_divisible(channels * self.widen_factor)
+            stages.append([(in_channels if j == 0 else out, out,
+                            stride if j == 0 else 1)
+                           for j in range(num_blocks)])
+            in_channels = out
+        return stages
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = self.conv1(x)
@@ -269,5 +322,6 @@ class DenseMobileNetV2(GatedBackbone):
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:
             freeze_modules([self.conv1])
-        freeze_modules(getattr(self, f'layer{i}')
-                       for i in range(1, self.frozen_stages + 1))
+        freeze_modules(
+            getattr(self, f'layer{i}')
+            for i in range(1, self.frozen_stages + 1))

@@ -10,8 +10,8 @@ where ``e_k`` is entry k of one global list (what every block used as its
 shortcut), so connections cross stage boundaries; older entries are
 average-pooled and zero-padded / truncated to the block's shape by the
 :class:`~mmgate.models.layers.InboundRouter`. The junction and the branches
-are the Skip family's; only the connection pattern (``pattern='dense'``)
-differs. Weight layout: MMDetection's ResNet keys plus
+are the Skip family's; only the connection pattern differs (the class
+attribute ``pattern = 'dense'``). Weight layout: MMDetection's ResNet keys plus
 ``layer{s}.{j}.gate.{conv1,norm,conv2}``.
 """
 from typing import Sequence
@@ -54,16 +54,19 @@ class DenseResNet(SkipResNet):
         [2, 1, 0]
     """
 
-    family_args = ('pattern', 'num_connections', 'pad_mode')
+    pattern = 'dense'
+    family_args = ('num_connections', 'pad_mode')
 
     def __init__(self,
                  depth: int,
                  num_connections: int = 4,
                  pad_mode: str = 'masked',
                  **kwargs) -> None:
-        super().__init__(depth, pattern='dense',
-                         num_connections=num_connections, pad_mode=pad_mode,
-                         **kwargs)
+        super().__init__(
+            depth,
+            num_connections=num_connections,
+            pad_mode=pad_mode,
+            **kwargs)
 
 
 @MODELS.register_module()
@@ -110,6 +113,11 @@ class DenseResNetCIFAR(DenseResNet):
         assert 1 <= num_stages <= 3, \
             f'the CIFAR layout has 3 stages, got num_stages={num_stages}'
         super().__init__(
-            depth=depth, base_channels=base_channels, num_stages=num_stages,
-            strides=strides, dilations=dilations, out_indices=out_indices,
-            cifar_stem=True, **kwargs)
+            depth=depth,
+            base_channels=base_channels,
+            num_stages=num_stages,
+            strides=strides,
+            dilations=dilations,
+            out_indices=out_indices,
+            cifar_stem=True,
+            **kwargs)

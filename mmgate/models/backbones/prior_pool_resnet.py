@@ -43,8 +43,10 @@ from mmgate.registry import MODELS
 from .resnet_base import RESNEXT_ARCHS, RoutedResNet
 from .skip_resnet import SkipResNet
 
-__all__ = ['PriorPoolSkipResNet', 'PriorPoolSkipResNeXt', 'PriorPoolResNet',
-           'PriorPoolResNeXt']
+__all__ = [
+    'PriorPoolSkipResNet', 'PriorPoolSkipResNeXt', 'PriorPoolResNet',
+    'PriorPoolResNeXt'
+]
 
 POOL_ARGS = ('pool_cfg', 'pool_placement', 'pool_stem', 'cifar_stem')
 POOL_ARGS_DOC = """
@@ -102,10 +104,10 @@ class PriorPoolSkipResNeXt(PriorPoolSkipResNet):
     Example:
         >>> import torch
         >>> from mmgate.models import PriorPoolSkipResNeXt
-        >>> model = PriorPoolSkipResNeXt(depth=50, base_channels=16,
+        >>> model = PriorPoolSkipResNeXt(depth=50, groups=4, base_channels=16,
         ...                              pool_placement='pre')
         >>> model.layer2[0].conv2.groups, model.layer2[0].pool_placement
-        (32, 'pre')
+        (4, 'pre')
     """
 
     arch_settings = RESNEXT_ARCHS

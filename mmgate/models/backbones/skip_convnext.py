@@ -21,9 +21,9 @@ from torch import Tensor
 
 from mmgate.registry import MODELS
 from ..layers import build_norm, skip_inbound_indices
-from .base import GatedBackbone, freeze_modules
+from ..layers.gate import gate_cfg_of
+from .base import GatedBackbone, check_out_indices, freeze_modules
 from .blocks import RoutedBlock, RoutedStage, build_junction
-from .skip_resnet import gate_cfg_of
 
 __all__ = ['GRN', 'ConvNeXtBlock', 'SkipConvNeXt']
 
@@ -91,8 +91,8 @@ class ConvNeXtBlock(RoutedBlock):
             channels, channels, 7, padding=3, groups=channels)
         self.norm = build_norm(norm_cfg, channels)
         mid_channels = int(mlp_ratio * channels)
-        pw_conv = nn.Linear if linear_pw_conv else partial(nn.Conv2d,
-                                                           kernel_size=1)
+        pw_conv = nn.Linear if linear_pw_conv else partial(
+            nn.Conv2d, kernel_size=1)
         self.pointwise_conv1 = pw_conv(channels, mid_channels)
         self.act = build_activation_layer(act_cfg)
         self.grn = GRN(mid_channels) if use_grn else None
@@ -174,61 +174,46 @@ class SkipConvNeXt(GatedBackbone):
         'small': dict(depths=[3, 3, 27, 3], channels=[96, 192, 384, 768]),
         'base': dict(depths=[3, 3, 27, 3], channels=[128, 256, 512, 1024]),
         'large': dict(depths=[3, 3, 27, 3], channels=[192, 384, 768, 1536]),
-        'xlarge': dict(depths=[3, 3, 27, 3],
-                       channels=[256, 512, 1024, 2048]),
+        'xlarge': dict(depths=[3, 3, 27, 3], channels=[256, 512, 1024, 2048]),
         'huge': dict(depths=[3, 3, 27, 3], channels=[352, 704, 1408, 2816]),
     }
-    def __init__(self,
-                 arch: Union[str, dict] = 'tiny',
-                 in_channels: int = 3,
-                 stem_patch_size: int = 4,
-                 norm_cfg: dict = dict(type='LN2d', eps=1e-6),
-                 act_cfg: dict = dict(type='GELU'),
-                 linear_pw_conv: bool = True,
-                 use_grn: bool = False,
-                 drop_path_rate: float = 0.,
-                 layer_scale_init_value: float = 1e-6,
-                 out_indices: Union[int, Sequence[int]] = -1,
-                 frozen_stages: int = 0,
-                 gap_before_final_norm: bool = True,
-                 gate_reduction: int = 8,
-                 gate_norm_cfg: Optional[dict] = None,
-                 gate_act_cfg: dict = dict(type='GELU'),
-                 gate_lean: bool = False,
-                 with_cp: bool = False,
-                 init_cfg=[
-                     dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
-                          std=.02, bias=0.),
-                     dict(type='Constant', layer=['LayerNorm'], val=1.,
-                          bias=0.),
-                 ]) -> None:
+
+    def __init__(
+        self,
+        arch: Union[str, dict] = 'tiny',
+        in_channels: int = 3,
+        stem_patch_size: int = 4,
+        norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+        act_cfg: dict = dict(type='GELU'),
+        linear_pw_conv: bool = True,
+        use_grn: bool = False,
+        drop_path_rate: float = 0.,
+        layer_scale_init_value: float = 1e-6,
+        out_indices: Union[int, Sequence[int]] = -1,
+        frozen_stages: int = 0,
+        gap_before_final_norm: bool = True,
+        gate_reduction: int = 8,
+        gate_norm_cfg: Optional[dict] = None,
+        gate_act_cfg: dict = dict(type='GELU'),
+        gate_lean: bool = False,
+        with_cp: bool = False,
+        init_cfg=[
+            dict(
+                type='TruncNormal',
+                layer=['Conv2d', 'Linear'],
+                std=.02,
+                bias=0.),
+            dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.),
+        ]
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise KeyError(f'invalid arch {arch!r} for SkipConvNeXt, '
-                               f'choose from {sorted(self.arch_settings)} '
-                               'or give a dict with depths and channels')
-            arch = self.arch_settings[arch]
-        elif isinstance(arch, dict):
-            missing = {'depths', 'channels'} - set(arch)
-            if missing:
-                raise KeyError(f'arch dict lacks {sorted(missing)}')
-        else:
-            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
+        arch = self._check_arch(arch)
         self.depths = list(arch['depths'])
         self.channels = list(arch['channels'])
-        assert len(self.depths) == len(self.channels) >= 1, \
-            'depths and channels need one entry per stage: got ' \
-            f'{self.depths} and {self.channels}'
         self.num_stages = len(self.depths)
         if isinstance(out_indices, int):
             out_indices = [out_indices]
-        out_indices = tuple(i + self.num_stages if i < 0 else i
-                            for i in out_indices)
-        assert out_indices and all(
-            0 <= i < self.num_stages for i in out_indices), \
-            f'out_indices {out_indices} out of range for ' \
-            f'{self.num_stages} stages'
+        out_indices = check_out_indices(out_indices, self.num_stages)
         assert 0 <= frozen_stages <= self.num_stages, \
             f'frozen_stages must be in [0, {self.num_stages}]'
         self.out_indices = out_indices
@@ -241,36 +226,71 @@ class SkipConvNeXt(GatedBackbone):
         self.feature_info: List[dict] = []
         self.downsample_layers = ModuleList()
         self.stages = ModuleList()
-        self.downsample_layers.append(nn.Sequential(
-            nn.Conv2d(in_channels, self.channels[0], stem_patch_size,
-                      stride=stem_patch_size),
-            build_norm(norm_cfg, self.channels[0])))
+        self.downsample_layers.append(
+            nn.Sequential(
+                nn.Conv2d(
+                    in_channels,
+                    self.channels[0],
+                    stem_patch_size,
+                    stride=stem_patch_size),
+                build_norm(norm_cfg, self.channels[0])))
         start = 0
-        for i, (depth, channels) in enumerate(zip(self.depths,
-                                                  self.channels)):
+        for i, (depth, channels) in enumerate(zip(self.depths, self.channels)):
             if i >= 1:
-                self.downsample_layers.append(nn.Sequential(
-                    build_norm(norm_cfg, self.channels[i - 1]),
-                    nn.Conv2d(self.channels[i - 1], channels, 2, stride=2)))
+                self.downsample_layers.append(
+                    nn.Sequential(
+                        build_norm(norm_cfg, self.channels[i - 1]),
+                        nn.Conv2d(self.channels[i - 1], channels, 2,
+                                  stride=2)))
             blocks = []
             for j in range(depth):
                 inbounds = skip_inbound_indices(j)
-                blocks.append(ConvNeXtBlock(
-                    channels, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                    layer_scale_init_value=layer_scale_init_value,
-                    linear_pw_conv=linear_pw_conv, use_grn=use_grn,
-                    entry_index=j, inbound_indices=inbounds,
-                    junction=build_junction(gate_cfg, channels,
-                                            [channels] * len(inbounds)),
-                    drop_path_rate=rates[start + j], with_cp=with_cp))
+                blocks.append(
+                    ConvNeXtBlock(
+                        channels,
+                        norm_cfg=norm_cfg,
+                        act_cfg=act_cfg,
+                        layer_scale_init_value=layer_scale_init_value,
+                        linear_pw_conv=linear_pw_conv,
+                        use_grn=use_grn,
+                        entry_index=j,
+                        inbound_indices=inbounds,
+                        junction=build_junction(gate_cfg, channels,
+                                                [channels] * len(inbounds)),
+                        drop_path_rate=rates[start + j],
+                        with_cp=with_cp))
             self.stages.append(RoutedStage(*blocks))
             start += depth
             if i in self.out_indices:
                 self.add_module(f'norm{i}', build_norm(norm_cfg, channels))
-                self.feature_info.append(dict(
-                    num_chs=channels, reduction=stem_patch_size * 2**i,
-                    module=f'stages.{i}'))
+                self.feature_info.append(
+                    dict(
+                        num_chs=channels,
+                        reduction=stem_patch_size * 2**i,
+                        module=f'stages.{i}'))
         self._freeze_stages()
+
+    @classmethod
+    def _check_arch(cls, arch: Union[str, dict]) -> dict:
+        """The ``depths`` and ``channels`` of ``arch``: a name in
+        ``arch_settings`` or a dict, one entry per stage."""
+        if isinstance(arch, str):
+            if arch not in cls.arch_settings:
+                raise KeyError(f'invalid arch {arch!r} for SkipConvNeXt, '
+                               f'choose from {sorted(cls.arch_settings)} '
+                               'or give a dict with depths and channels')
+            arch = cls.arch_settings[arch]
+        elif isinstance(arch, dict):
+            missing = {'depths', 'channels'} - set(arch)
+            if missing:
+                raise KeyError(f'arch dict lacks {sorted(missing)}')
+        else:
+            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
+        depths, channels = list(arch['depths']), list(arch['channels'])
+        assert len(depths) == len(channels) >= 1, \
+            'depths and channels need one entry per stage: got ' \
+            f'{depths} and {channels}'
+        return arch
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         outs = []
@@ -285,9 +305,9 @@ class SkipConvNeXt(GatedBackbone):
         return tuple(outs)
 
     def _freeze_stages(self) -> None:
-        freeze_modules(chain.from_iterable(
-            (self.downsample_layers[i], self.stages[i])
-            for i in range(self.frozen_stages)))
+        freeze_modules(
+            chain.from_iterable((self.downsample_layers[i], self.stages[i])
+                                for i in range(self.frozen_stages)))
 
     def optional_pretrained_key(self, key: str, missing: bool) -> bool:
         """An ImageNet checkpoint has only the final norm: other output

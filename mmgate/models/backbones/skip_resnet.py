@@ -14,42 +14,11 @@ is in ``mmgate/models/utils/timm_convert.py``. The body is
 """
 from typing import Optional
 
-from torch.nn.modules.batchnorm import _BatchNorm
-
 from mmgate.registry import MODELS
+from ..layers.gate import gate_cfg_of, gate_norm_of
 from .resnet_base import RESNEXT_ARCHS, RoutedResNet
 
-__all__ = ['gate_cfg_of', 'gate_norm_of', 'SkipResNet', 'SkipResNetV1c', 'SkipResNetV1d',
-           'SkipResNeXt']
-
-
-def gate_norm_of(norm_cfg: dict) -> dict:
-    """The gates' norm when ``gate_norm_cfg`` is not given: ``norm_cfg``
-    itself when it is a BatchNorm (BN, SyncBN, ...: type, momentum, eps and
-    ``requires_grad`` follow the backbone), else a BN with ``norm_cfg``'s
-    ``requires_grad`` (a GroupNorm over a pooled vector of a few channels
-    per group degenerates).
-
-    >>> gate_norm_of(dict(type='SyncBN', requires_grad=False))
-    {'type': 'SyncBN', 'requires_grad': False}
-    >>> gate_norm_of(dict(type='GN', num_groups=32))
-    {'type': 'BN', 'requires_grad': True}
-    """
-    kind = norm_cfg.get('type')
-    if isinstance(kind, str) and kind.endswith(('BN', 'BN1d', 'BN2d')) \
-            or isinstance(kind, type) and issubclass(kind, _BatchNorm):
-        return dict(norm_cfg)
-    return dict(type='BN', requires_grad=norm_cfg.get('requires_grad', True))
-
-
-def gate_cfg_of(reduction: int = 8,
-                norm_cfg: dict = dict(type='BN', requires_grad=True),
-                act_cfg: dict = dict(type='ReLU'),
-                lean: bool = False) -> dict:
-    """The ``gate_cfg`` of :func:`~.blocks.build_junction` from a backbone's
-    ``gate_*`` arguments."""
-    return dict(reduction=reduction, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                lean=lean)
+__all__ = ['SkipResNet', 'SkipResNetV1c', 'SkipResNetV1d', 'SkipResNeXt']
 
 
 @MODELS.register_module()
@@ -86,9 +55,10 @@ class SkipResNet(RoutedResNet):
         gate_reduction (int): Gate MLP reduction. Defaults to 8.
         gate_norm_cfg (dict, optional): Norm inside the gates. Defaults to
             ``norm_cfg`` when that is a BatchNorm (BN, SyncBN: type and
-            ``requires_grad`` follow), else BN (``gate_norm_of``). With one
-            image per device a training gate BN normalises with its running
-            statistics (``GateModule._norm``).
+            ``requires_grad`` follow), else BN
+            (``layers.gate.gate_norm_of``). With one image per device a
+            training gate BN normalises with its running statistics
+            (``GateModule._norm``).
         gate_act_cfg (dict): Activation inside the gates. Defaults to ReLU.
         gate_lean (bool): Drop the dead softmax slot of single-inbound gates
             (breaks loading the published weights). Defaults to False.
@@ -100,7 +70,8 @@ class SkipResNet(RoutedResNet):
     Example:
         >>> import torch
         >>> from mmgate.models import SkipResNet
-        >>> model = SkipResNet(depth=18, base_channels=8, out_indices=(0, 1, 2, 3))
+        >>> model = SkipResNet(depth=18, base_channels=8,
+        ...                    out_indices=(0, 1, 2, 3))
         >>> _ = model.eval()
         >>> outs = model(torch.rand(1, 3, 32, 32))
         >>> for out in outs:
@@ -111,6 +82,10 @@ class SkipResNet(RoutedResNet):
         (1, 64, 1, 1)
     """
 
+    # which earlier maps the gates read (``RoutedResNet``'s ``pattern``);
+    # a subclass that reads another pattern sets its own
+    pattern = 'skip'
+
     def __init__(self,
                  depth: int,
                  gate_reduction: int = 8,
@@ -119,7 +94,6 @@ class SkipResNet(RoutedResNet):
                  gate_lean: bool = False,
                  **kwargs) -> None:
         self.check_family_args(kwargs)
-        kwargs.setdefault('pattern', 'skip')  # DenseResNet passes 'dense'
         if gate_norm_cfg is None:
             gate_norm_cfg = gate_norm_of(
                 kwargs.get('norm_cfg', dict(type='BN', requires_grad=True)))
@@ -127,6 +101,7 @@ class SkipResNet(RoutedResNet):
             depth,
             gate_cfg=gate_cfg_of(gate_reduction, gate_norm_cfg, gate_act_cfg,
                                  gate_lean),
+            pattern=type(self).pattern,
             **kwargs)
 
 

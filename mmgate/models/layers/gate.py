@@ -22,16 +22,19 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.modules.batchnorm import _BatchNorm
 from mmcv.cnn import build_activation_layer
 from mmengine.model import BaseModule
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmgate.registry import MODELS
 from mmgate.ops import capturing_graph, fused_junction, plane_moments
+from mmgate.registry import MODELS
 from .norm import build_norm, fold_batchnorm, foldable_batchnorm
 
-__all__ = ['GateModule', 'gate_hidden_channels', 'global_descriptor']
+__all__ = [
+    'GateModule', 'gate_cfg_of', 'gate_norm_of', 'gate_hidden_channels',
+    'global_descriptor'
+]
 
 
 def gate_hidden_channels(channels: int, reduction: int) -> int:
@@ -43,15 +46,48 @@ def gate_hidden_channels(channels: int, reduction: int) -> int:
     return math.ceil(max(channels // reduction, 1) / 8) * 8
 
 
+def gate_norm_of(norm_cfg: dict) -> dict:
+    """The gates' norm when a backbone's ``gate_norm_cfg`` is not given:
+    ``norm_cfg`` itself when it is a BatchNorm (BN, SyncBN, ...: type,
+    momentum, eps and ``requires_grad`` follow the backbone), else a BN with
+    ``norm_cfg``'s ``requires_grad`` (a GroupNorm over a pooled vector of a
+    few channels per group degenerates).
+
+    >>> gate_norm_of(dict(type='SyncBN', requires_grad=False))
+    {'type': 'SyncBN', 'requires_grad': False}
+    >>> gate_norm_of(dict(type='GN', num_groups=32))
+    {'type': 'BN', 'requires_grad': True}
+    """
+    kind = norm_cfg.get('type')
+    if isinstance(kind, str) and kind.endswith(('BN', 'BN1d', 'BN2d')) \
+            or isinstance(kind, type) and issubclass(kind, _BatchNorm):
+        return dict(norm_cfg)
+    return dict(type='BN', requires_grad=norm_cfg.get('requires_grad', True))
+
+
+def gate_cfg_of(reduction: int = 8,
+                norm_cfg: dict = dict(type='BN', requires_grad=True),
+                act_cfg: dict = dict(type='ReLU'),
+                lean: bool = False) -> dict:
+    """The ``gate_cfg`` of every block of a backbone (the
+    :class:`GateModule` options but the shapes) from the backbone's
+    ``gate_reduction``, ``gate_norm_cfg``, ``gate_act_cfg`` and
+    ``gate_lean`` arguments.
+
+    >>> cfg = gate_cfg_of(4, gate_norm_of(dict(type='GN', num_groups=8)))
+    >>> gate = GateModule(channels=16, num_inbounds=2, **cfg)
+    >>> type(gate.norm).__name__, gate.conv1.out_channels
+    ('BatchNorm2d', 8)
+    """
+    return dict(
+        reduction=reduction, norm_cfg=norm_cfg, act_cfg=act_cfg, lean=lean)
+
+
 def global_descriptor(x: Tensor) -> Tensor:
     """Global average pool to ``(B, C, 1, 1)``; half precision inputs are
     accumulated in fp32. Its gradient reaches ``x`` as a broadcast view
-    (``plane_moments``), not as a full-size map."""
-    if x.dtype in (torch.float16, torch.bfloat16):
-        return x.mean(dim=(2, 3), keepdim=True,
-                      dtype=torch.float32).to(x.dtype)
-    if capturing_graph():
-        return x.mean(dim=(2, 3), keepdim=True)  # FLOP counters, exporters
+    (``plane_moments``; plain ops while a graph is captured), not as a
+    full-size map."""
     return plane_moments(x, with_var=False)[0].view(*x.shape[:2], 1, 1)
 
 
@@ -115,7 +151,8 @@ class GateModule(BaseModule):
         self.lean = lean
         # Output slots of conv2: [y, x_1, ..., x_n]; a lean single-inbound
         # gate keeps only the sigmoid slot.
-        self.num_slots = 1 if (lean and num_inbounds == 1) else 1 + num_inbounds
+        self.num_slots = 1 if (lean and num_inbounds == 1) \
+            else 1 + num_inbounds
         if descriptor_channels is None:
             descriptor_channels = channels * (1 + num_inbounds)
         hidden = gate_hidden_channels(channels, reduction)
@@ -144,8 +181,7 @@ class GateModule(BaseModule):
         eval mode, which the running statistics then keep following). The
         backbone's own BNs see ``H * W`` values and need no such rule."""
         norm = self.norm
-        if (h.size(0) == 1 and norm.training
-                and isinstance(norm, _BatchNorm)
+        if (h.size(0) == 1 and norm.training and isinstance(norm, _BatchNorm)
                 and not isinstance(norm, nn.SyncBatchNorm)
                 and norm.track_running_stats):
             return F.batch_norm(h, norm.running_mean, norm.running_var,
@@ -169,11 +205,12 @@ class GateModule(BaseModule):
         else:
             # 1x1 convs on 1x1 maps are matrix products; as such they skip
             # the convolution machinery (2.5-6x faster on a CPU)
-            h = F.linear(descriptor.flatten(1), self.conv1.weight.flatten(1),
-                         self.conv1.bias)  # a bias after fuse_conv_bn
+            h = F.linear(
+                descriptor.flatten(1), self.conv1.weight.flatten(1),
+                self.conv1.bias)  # a bias after fuse_conv_bn
             h = self.act(self._norm(h.view(*h.shape, 1, 1)))
-            g = F.linear(h.flatten(1), self.conv2.weight.flatten(1),
-                         self.conv2.bias)
+            g = F.linear(
+                h.flatten(1), self.conv2.weight.flatten(1), self.conv2.bias)
         g = g.view(g.size(0), self.num_slots, self.channels)
         gate_y = torch.sigmoid(g[:, 0])
         if self.num_inbounds == 1:
@@ -195,7 +232,8 @@ class GateModule(BaseModule):
                 inbound_descriptors: Optional[Sequence[Tensor]] = None,
                 norm: Optional[nn.Module] = None,
                 scale: Optional[Tensor] = None,
-                relu: bool = False) -> Tensor:
+                relu: bool = False,
+                norm_input_means: Optional[Tensor] = None) -> Tensor:
         """Mix ``y`` with its inbounds.
 
         Args:
@@ -211,6 +249,9 @@ class GateModule(BaseModule):
             scale (Tensor, optional): ``(B, )`` per-sample factor of the
                 branch (drop-path's ``mask / keep_prob``).
             relu (bool): End with a ReLU (fused). Defaults to False.
+            norm_input_means (Tensor, optional): ``(B, C)`` plane means of
+                ``y`` when ``norm`` is given, uses running statistics and
+                the caller has them (``fold_batchnorm``'s ``means``).
 
         Returns:
             Tensor: ``sigmoid(g_0) * y' + sum_k w_k * x_k`` (ReLU'd with
@@ -227,16 +268,22 @@ class GateModule(BaseModule):
                 raise ValueError('only a plain nn.BatchNorm2d on a float32 / '
                                  f'float64 map folds into the gate, got '
                                  f'{type(norm).__name__} on {y.dtype}')
-            bn_scale, bn_shift, means = fold_batchnorm(norm, y)
+            bn_scale, bn_shift, means, y = fold_batchnorm(
+                norm, y, norm_input_means)
             desc_y = means * bn_scale + bn_shift
         else:
+            if norm_input_means is not None:
+                raise ValueError('norm_input_means is for a folded norm; '
+                                 'no norm was given')
             desc_y = global_descriptor(y).flatten(1)
         if scale is not None:
             scale = scale.view(-1, 1).to(desc_y.dtype)
             desc_y = desc_y * scale
-        descriptor = torch.cat(
-            [desc_y.view(*desc_y.shape, 1, 1).to(inbound_descriptors[0].dtype),
-             *inbound_descriptors], dim=1)
+        descriptor = torch.cat([
+            desc_y.view(*desc_y.shape, 1, 1).to(inbound_descriptors[0].dtype),
+            *inbound_descriptors
+        ],
+                               dim=1)
         gate_y, weights = self.gate_weights(descriptor)
         if self.record:
             self.last_gates = (gate_y.detach(), weights.detach())

@@ -28,7 +28,6 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor
 
 from mmgate.registry import MODELS
@@ -110,9 +109,18 @@ class GaussianPriorConv2d(nn.Conv2d):
         self.sigma_min = float(sigma_min)
         self.sigma_mode = sigma_mode
         self.pointwise = bool(pointwise)
-        super().__init__(in_channels, out_channels, kernel_size, stride,
-                         padding, dilation, groups, bias, padding_mode,
-                         device=device, dtype=dtype)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            device=device,
+            dtype=dtype)
         self.with_prior = self.pointwise or self.kernel_size != (1, 1)
         if self.with_prior:
             n = in_channels if sigma_mode == 'channel' else 1
@@ -139,8 +147,11 @@ class GaussianPriorConv2d(nn.Conv2d):
     def gaussian_taps(self) -> Tensor:
         """Normalised 1-D taps, ``(C_in, 2r + 1)`` (fp32)."""
         sigma = self.sigma()
-        t = torch.arange(-self.radius, self.radius + 1,
-                         device=sigma.device, dtype=torch.float32)
+        t = torch.arange(
+            -self.radius,
+            self.radius + 1,
+            device=sigma.device,
+            dtype=torch.float32)
         taps = torch.exp(-0.5 * (t / sigma[:, None])**2)
         taps = taps / taps.sum(dim=1, keepdim=True)
         return taps.expand(self.in_channels, -1)
@@ -174,20 +185,25 @@ class GaussianPriorConv2d(nn.Conv2d):
         dh, dw = self.dilation
         r = self.radius
         # S on the dilated grid
-        dilated = weight.new_zeros(cout, cin_g, dh * (kh - 1) + 1,
+        dilated = weight.new_zeros(cout, cin_g,
+                                   dh * (kh - 1) + 1,
                                    dw * (kw - 1) + 1)
         dilated[:, :, ::dh, ::dw] = weight
         # the 2-D Gaussian of the input channel each (o, i) pair reads
         taps = self.gaussian_taps().to(weight.dtype)
         g2d = taps[:, :, None] * taps[:, None, :]  # (C_in, 2r+1, 2r+1)
-        group = torch.arange(cout, device=weight.device) // (cout //
-                                                             self.groups)
+        group = torch.arange(
+            cout, device=weight.device) // (
+                cout // self.groups)
         channel = group[:, None] * cin_g + torch.arange(
             cin_g, device=weight.device)[None]  # (C_out, C_in / groups)
         kernels = g2d[channel.reshape(-1)].unsqueeze(1)
         # full convolution of each S[o, i] with its (symmetric) Gaussian
-        out = F.conv2d(dilated.reshape(1, cout * cin_g, *dilated.shape[2:]),
-                       kernels, padding=2 * r, groups=cout * cin_g)
+        out = F.conv2d(
+            dilated.reshape(1, cout * cin_g, *dilated.shape[2:]),
+            kernels,
+            padding=2 * r,
+            groups=cout * cin_g)
         return out.reshape(cout, cin_g, *out.shape[2:])
 
     def to_conv2d(self) -> nn.Conv2d:
@@ -198,11 +214,18 @@ class GaussianPriorConv2d(nn.Conv2d):
         else:
             padding = tuple(p + self.radius for p in self.padding)
             dilation = 1
-        conv = nn.Conv2d(self.in_channels, self.out_channels,
-                         tuple(weight.shape[2:]), self.stride, padding,
-                         dilation, self.groups, self.bias is not None,
-                         self.padding_mode, device=weight.device,
-                         dtype=weight.dtype)
+        conv = nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            tuple(weight.shape[2:]),
+            self.stride,
+            padding,
+            dilation,
+            self.groups,
+            self.bias is not None,
+            self.padding_mode,
+            device=weight.device,
+            dtype=weight.dtype)
         with torch.no_grad():
             conv.weight.copy_(weight)
             if self.bias is not None:
@@ -215,14 +238,6 @@ class GaussianPriorConv2d(nn.Conv2d):
             s += (f', radius={self.radius}, sigma_mode={self.sigma_mode!r}, '
                   f'sigma_min={self.sigma_min}')
         return s
-
-
-# mmcv's build_conv_layer looks types up from the default scope's registry
-# and its parents; registering in MMEngine's root as well (as mmcv does for
-# its own convs) makes the unscoped name work in mmdet / mmpretrain runs once
-# mmgate.models is imported. 'mmgate.GaussianPriorConv2d' always works.
-MMENGINE_MODELS.register_module('GaussianPriorConv2d',
-                                module=GaussianPriorConv2d)
 
 
 def fuse_gaussian_prior_convs(model: nn.Module) -> nn.Module:

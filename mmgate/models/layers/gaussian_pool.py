@@ -15,8 +15,9 @@ are the per-sample, per-channel parameters of the pooling.
   ``y = sum_i x_i exp(l x_i) / sum_j exp(l x_j)`` over each window, with the
   temperature ``l = sigmoid(MLP(GAP(x)))`` per sample and channel.
 
-Window statistics are always computed in fp32 (also under autocast: the
-one-pass variance ``E[x^2] - E[x]^2`` is useless in bf16), padded positions
+Window statistics are always computed in fp32 or wider (fp32 for half
+inputs, also under autocast: the one-pass variance ``E[x^2] - E[x]^2`` is
+useless in bf16; float64 for a float64 model), padded positions
 never count (``count_include_pad=False``), and the estimator runs with
 autocast disabled. The result is cast back to the input dtype.
 
@@ -37,8 +38,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmgate.registry import MODELS
 from .norm import build_norm
 
-__all__ = ['PriorEstimator', 'GaussianPool2d', 'MaxEntPool2d',
-           'build_prior_pool']
+__all__ = [
+    'PriorEstimator', 'GaussianPool2d', 'MaxEntPool2d', 'build_prior_pool'
+]
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -51,6 +53,11 @@ def _pair(value: _IntPair, name: str) -> Tuple[int, int]:
         raise TypeError(f'{name} must be an int or a pair of ints, '
                         f'got {value!r}')
     return tuple(value)
+
+
+def _at_least_fp32(x: Tensor) -> torch.dtype:
+    """fp32 for half precision and fp32 inputs, float64 for float64."""
+    return torch.promote_types(x.dtype, torch.float32)
 
 
 class PriorEstimator(BaseModule):
@@ -112,7 +119,7 @@ class PriorEstimator(BaseModule):
         the estimator's weights (fp32 unless the model was cast)."""
         self._check_batch(x.size(0))
         with torch.autocast(device_type=x.device.type, enabled=False):
-            desc = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
+            desc = x.mean(dim=(2, 3), keepdim=True, dtype=_at_least_fp32(x))
             desc = desc.to(self.conv1.weight.dtype)
             z = self.act(self.norm1(self.conv1(desc)))
             return self.norm2(self.conv2(z))
@@ -163,8 +170,13 @@ class _GuidedPool2d(BaseModule):
                              f'{self.channels}, H, W), got {tuple(x.shape)}')
 
     def _avg(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
-                            ceil_mode=self.ceil_mode, count_include_pad=False)
+        return F.avg_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            ceil_mode=self.ceil_mode,
+            count_include_pad=False)
 
     def pool(self, x: Tensor, params: Tensor) -> Tensor:
         raise NotImplementedError
@@ -173,7 +185,8 @@ class _GuidedPool2d(BaseModule):
         self._check_input(x)
         params = self.prior(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            out = self.pool(x.float(), params.float())
+            wide = _at_least_fp32(x)
+            out = self.pool(x.to(wide), params.to(wide))
         return out.to(x.dtype)
 
 
@@ -238,8 +251,8 @@ class GaussianPool2d(_GuidedPool2d):
         self.eps = float(eps)
 
     def window_stats(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """fp32 mean and standard deviation of every window."""
-        x = x.float()
+        """Mean and standard deviation of every window, in fp32 or wider."""
+        x = x.to(_at_least_fp32(x))
         mu = self._avg(x)
         var = self._avg(x * x) - mu * mu
         return mu, var.clamp(min=self.eps).sqrt()
@@ -255,7 +268,9 @@ class GaussianPool2d(_GuidedPool2d):
         mu0, sigma0 = self.prior_params(params)
         if self.training:
             shape = mu0.shape if self.noise == 'CN' else mu.shape
-            noise = torch.randn(shape, device=mu.device, dtype=mu.dtype)
+            # drawn in fp32 at every precision: a seed gives the same draws
+            noise = torch.randn(
+                shape, device=mu.device, dtype=torch.float32).to(mu.dtype)
             eta = F.softplus(mu0 + sigma0 * noise)
         else:
             eta = F.softplus(mu0)
@@ -313,9 +328,12 @@ class MaxEntPool2d(_GuidedPool2d):
         pads = (pw, pw + extra[1], ph, ph + extra[0])
         xp = F.pad(x, pads)
         ones = F.pad(x.new_ones(1, 1, h, w), pads)
-        cols = F.unfold(xp, (kh, kw), stride=(sh, sw)).view(b, c, kh * kw, -1)
-        valid = F.unfold(ones, (kh, kw), stride=(sh, sw)).view(
-            1, 1, kh * kw, -1) > 0
+        # L given, not -1: an empty batch (b = 0) has no size to infer
+        cols = F.unfold(
+            xp, (kh, kw), stride=(sh, sw)).view(b, c, kh * kw,
+                                                out_hw[0] * out_hw[1])
+        valid = F.unfold(
+            ones, (kh, kw), stride=(sh, sw)).view(1, 1, kh * kw, -1) > 0
         return cols, valid, tuple(out_hw)
 
     def pool(self, x: Tensor, params: Tensor) -> Tensor:
@@ -327,8 +345,11 @@ class MaxEntPool2d(_GuidedPool2d):
         return out.view(x.size(0), x.size(1), ho, wo)
 
 
-def build_prior_pool(cfg: dict, channels: int, kernel_size: int,
-                     stride: int, padding: int = 0,
+def build_prior_pool(cfg: dict,
+                     channels: int,
+                     kernel_size: int,
+                     stride: int,
+                     padding: int = 0,
                      ceil_mode: bool = False) -> nn.Module:
     """Build a guided pooling layer from a config.
 
@@ -363,6 +384,10 @@ def build_prior_pool(cfg: dict, channels: int, kernel_size: int,
             f'pool type {pool_type!r} is not registered in mmgate.MODELS; '
             "use 'GaussianPool2d', 'MaxEntPool2d' or a registered class "
             'taking (channels, kernel_size, stride, padding, ceil_mode)')
-    return pool_cls(channels=channels, kernel_size=kernel_size,
-                    stride=stride, padding=padding, ceil_mode=ceil_mode,
-                    **cfg)
+    return pool_cls(
+        channels=channels,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        ceil_mode=ceil_mode,
+        **cfg)

@@ -23,7 +23,7 @@ configurable: ``dup_source`` ('prob' or 'logit'), ``dup_reference``
 column) and ``dup_topk``. The duplicates are computed from detached
 affinities inside every forward, so training sees the topology that
 inference uses; each layer keeps its count in ``num_duplicates`` and
-:class:`LearnableGroupStatsHook` logs them.
+:class:`mmgate.engine.LearnableGroupStatsHook` logs them.
 
 Deployment: :meth:`LearnableGroupConv2d.pack` gathers each group's input
 channels and runs one conv per group (:class:`PackedGroupConv2d`, exact, and
@@ -39,16 +39,14 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor
 
 from mmgate.registry import MODELS
 
-__all__ = ['LearnableGroupConv2d', 'PackedGroupConv2d',
-           'deploy_learnable_group_convs', 'learnable_group_stats',
-           'LearnableGroupStatsHook']
+__all__ = [
+    'LearnableGroupConv2d', 'PackedGroupConv2d',
+    'deploy_learnable_group_convs', 'learnable_group_stats'
+]
 
 
 @MODELS.register_module()
@@ -70,10 +68,11 @@ class LearnableGroupConv2d(nn.Conv2d):
         duplicate (bool): Apply the feature duplication. Defaults to False.
         dup_topk (int): k of the top-k threshold. Defaults to 3.
         dup_source (str): Affinity used by the rule: ``'prob'`` (softmax of
-            ``S``, the rule as first stated) or ``'logit'``. Defaults to 'prob'.
+            ``S``, the rule as first stated) or ``'logit'``. Defaults to
+            'prob'.
         dup_reference (str): Threshold from the top-k of the group's
-            ``'members'`` (the rule as first stated) or of the whole ``'column'``.
-            Defaults to 'members'.
+            ``'members'`` (the rule as first stated) or of the whole
+            ``'column'``. Defaults to 'members'.
 
     Example:
         >>> conv = LearnableGroupConv2d(16, 32, 3, padding=1, num_groups=4)
@@ -112,8 +111,8 @@ class LearnableGroupConv2d(nn.Conv2d):
                 f'LearnableGroupConv2d got groups={groups} from its caller '
                 f'and num_groups={num_groups} from its config; it learns '
                 'its own grouping, give one of them (or equal values)')
-        if not isinstance(num_groups, int) or not (
-                1 <= num_groups <= min(in_channels, out_channels)):
+        if not isinstance(num_groups, int) or not (1 <= num_groups <= min(
+                in_channels, out_channels)):
             raise ValueError(
                 f'num_groups must be an int in [1, min(in_channels, '
                 f'out_channels)] = [1, {min(in_channels, out_channels)}], '
@@ -128,9 +127,18 @@ class LearnableGroupConv2d(nn.Conv2d):
         if dup_reference not in ('members', 'column'):
             raise ValueError("dup_reference must be 'members' or 'column', "
                              f'got {dup_reference!r}')
-        super().__init__(in_channels, out_channels, kernel_size, stride,
-                         padding, dilation, 1, bias, padding_mode,
-                         device=device, dtype=dtype)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            1,
+            bias,
+            padding_mode,
+            device=device,
+            dtype=dtype)
         self.num_groups = num_groups
         self.duplicate = bool(duplicate)
         self.dup_topk = dup_topk
@@ -140,9 +148,10 @@ class LearnableGroupConv2d(nn.Conv2d):
             torch.empty(in_channels, num_groups, device=device, dtype=dtype))
         self.out_group_logits = nn.Parameter(
             torch.empty(out_channels, num_groups, device=device, dtype=dtype))
-        self.register_buffer('num_duplicates',
-                             torch.zeros((), dtype=torch.long, device=device),
-                             persistent=False)
+        self.register_buffer(
+            'num_duplicates',
+            torch.zeros((), dtype=torch.long, device=device),
+            persistent=False)
         self.reset_assignment()
 
     def reset_assignment(self) -> None:
@@ -168,8 +177,8 @@ class LearnableGroupConv2d(nn.Conv2d):
         top = pool.topk(k, dim=0).values  # (k, G)
         finite = torch.isfinite(top)
         count = finite.sum(dim=0)
-        threshold = top.masked_fill(~finite, 0.).sum(dim=0) / count.clamp(
-            min=1)
+        threshold = top.masked_fill(~finite,
+                                    0.).sum(dim=0) / count.clamp(min=1)
         # an empty group has no members to set a threshold
         threshold = threshold.masked_fill(count == 0, float('inf'))
         return (stat > threshold) & ~members
@@ -195,8 +204,8 @@ class LearnableGroupConv2d(nn.Conv2d):
     def mask(self) -> Tensor:
         """``(C_out, C_in)`` 0/1 connection mask (straight-through), fp32
         also under autocast."""
-        with torch.autocast(device_type=self.weight.device.type,
-                            enabled=False):
+        with torch.autocast(
+                device_type=self.weight.device.type, enabled=False):
             a_in, a_out = self.assignments()
             return a_out @ a_in.t()
 
@@ -210,20 +219,32 @@ class LearnableGroupConv2d(nn.Conv2d):
         """``(input channels, filters)`` of every group, duplicates
         included, as index tensors (possibly empty)."""
         a_in, a_out = self.assignments()
-        return [(a_in[:, g].nonzero().flatten(),
-                 a_out[:, g].nonzero().flatten())
+        return [(a_in[:, g].nonzero().flatten(), a_out[:,
+                                                       g].nonzero().flatten())
                 for g in range(self.num_groups)]
+
+    def _dense_conv(self, in_channels: int, out_channels: int) -> nn.Conv2d:
+        """A dense conv with this layer's geometry, bias, device and
+        dtype."""
+        return nn.Conv2d(
+            in_channels,
+            out_channels,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups=1,
+            bias=self.bias is not None,
+            padding_mode=self.padding_mode,
+            device=self.weight.device,
+            dtype=self.weight.dtype)
 
     @torch.no_grad()
     def fold(self) -> nn.Conv2d:
         """A plain dense conv with the mask folded into its weight."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels,
-                         self.kernel_size, self.stride, self.padding,
-                         self.dilation, 1, self.bias is not None,
-                         self.padding_mode, device=self.weight.device,
-                         dtype=self.weight.dtype)
-        conv.weight.copy_(self.weight * self.mask().to(self.weight.dtype)[
-            :, :, None, None])
+        conv = self._dense_conv(self.in_channels, self.out_channels)
+        conv.weight.copy_(self.weight *
+                          self.mask().to(self.weight.dtype)[:, :, None, None])
         if self.bias is not None:
             conv.bias.copy_(self.bias)
         return conv
@@ -238,11 +259,7 @@ class LearnableGroupConv2d(nn.Conv2d):
             if channels.numel() == 0:
                 idle.append(filters)  # filters without input: bias only
                 continue
-            conv = nn.Conv2d(channels.numel(), filters.numel(),
-                             self.kernel_size, self.stride, self.padding,
-                             self.dilation, 1, self.bias is not None,
-                             self.padding_mode, device=self.weight.device,
-                             dtype=self.weight.dtype)
+            conv = self._dense_conv(channels.numel(), filters.numel())
             conv.weight.copy_(self.weight[filters][:, channels])
             if self.bias is not None:
                 conv.bias.copy_(self.bias[filters])
@@ -265,13 +282,6 @@ class LearnableGroupConv2d(nn.Conv2d):
                   f'dup_source={self.dup_source!r}, '
                   f'dup_reference={self.dup_reference!r}')
         return s
-
-
-# Found by mmcv's build_conv_layer under any default scope once mmgate.models
-# is imported (as mmcv registers its own convs); the scoped name
-# 'mmgate.LearnableGroupConv2d' always works.
-MMENGINE_MODELS.register_module('LearnableGroupConv2d',
-                                module=LearnableGroupConv2d)
 
 
 class PackedGroupConv2d(nn.Module):
@@ -302,8 +312,8 @@ class PackedGroupConv2d(nn.Module):
         self.convs = nn.ModuleList(convs)
         for g, index in enumerate(in_index):
             self.register_buffer(f'in_index{g}', index.clone())
-        order = list(out_index) + ([idle_index] if idle_index is not None
-                                   else [])
+        order = list(out_index) + ([idle_index]
+                                   if idle_index is not None else [])
         position = torch.cat(order)
         if sorted(position.tolist()) != list(range(out_channels)):
             raise ValueError('every filter must belong to exactly one group')
@@ -319,12 +329,14 @@ class PackedGroupConv2d(nn.Module):
     def output_size(self, h: int, w: int) -> Tuple[int, int]:
         kernel, stride, padding, dilation = self.geometry
         return tuple((size + 2 * p - d * (k - 1) - 1) // s + 1
-                     for size, k, s, p, d in zip((h, w), kernel, stride,
-                                                 padding, dilation))
+                     for size, k, s, p, d in zip((
+                         h, w), kernel, stride, padding, dilation))
 
     def forward(self, x: Tensor) -> Tensor:
-        outs = [conv(x.index_select(1, getattr(self, f'in_index{g}')))
-                for g, conv in enumerate(self.convs)]
+        outs = [
+            conv(x.index_select(1, getattr(self, f'in_index{g}')))
+            for g, conv in enumerate(self.convs)
+        ]
         if self.num_idle:
             h, w = self.output_size(x.size(2), x.size(3))
             idle = x.new_zeros(x.size(0), self.num_idle, h, w)
@@ -347,8 +359,8 @@ def deploy_learnable_group_convs(model: nn.Module,
         raise ValueError(f"mode must be 'pack' or 'fold', got {mode!r}")
     for name, child in list(model.named_children()):
         if isinstance(child, LearnableGroupConv2d):
-            setattr(model, name, child.pack() if mode == 'pack'
-                    else child.fold())
+            setattr(model, name,
+                    child.pack() if mode == 'pack' else child.fold())
         else:
             deploy_learnable_group_convs(child, mode)
     return model
@@ -368,49 +380,3 @@ def learnable_group_stats(model: nn.Module) -> Dict[str, Dict[str, object]]:
                 in_sizes=[int(c.numel()) for c, _ in members],
                 out_sizes=[int(f.numel()) for _, f in members])
     return stats
-
-
-class LearnableGroupStatsHook(Hook):
-    """Log the duplication of every :class:`LearnableGroupConv2d`.
-
-    After every training iteration the total number of duplicated channels
-    goes to the message hub as ``train/flgc_duplicates`` (so it appears in
-    the training log line); every ``interval`` iterations the per-layer
-    counts are written to the log.
-
-    Args:
-        interval (int): Iterations between per-layer log lines.
-            Defaults to 500.
-    """
-
-    priority = 'LOW'
-
-    def __init__(self, interval: int = 500) -> None:
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'interval must be an int >= 1, got {interval!r}')
-        self.interval = interval
-
-    def _layers(self, runner) -> List[Tuple[str, LearnableGroupConv2d]]:
-        model = runner.model
-        model = getattr(model, 'module', model)
-        return [(n, m) for n, m in model.named_modules()
-                if isinstance(m, LearnableGroupConv2d)]
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        layers = self._layers(runner)
-        if not layers:
-            return
-        counts = {n: int(m.num_duplicates) for n, m in layers}
-        runner.message_hub.update_scalar('train/flgc_duplicates',
-                                         sum(counts.values()))
-        if self.every_n_train_iters(runner, self.interval):
-            body = ', '.join(f'{n}={c}' for n, c in counts.items())
-            runner.logger.info(f'FLGC duplicated channels per layer: {body}')
-
-
-# mmgate has no HOOKS registry of its own yet: register in MMEngine's root so
-# that custom_hooks=[dict(type='LearnableGroupStatsHook')] works from any
-# scope once mmgate.models is imported.
-MMENGINE_HOOKS.register_module('LearnableGroupStatsHook',
-                               module=LearnableGroupStatsHook)

@@ -4,14 +4,17 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_norm_layer
 import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
 from torch import Tensor
 
-from mmgate.ops import plane_moments
+from mmgate.ops import shared_map
 from mmgate.registry import MODELS
 
-__all__ = ['LayerNorm2d', 'build_norm', 'foldable_batchnorm', 'fold_batchnorm']
+__all__ = [
+    'LayerNorm2d', 'build_norm', 'foldable_batchnorm', 'batch_statistics',
+    'fold_batchnorm'
+]
 
 
 @MODELS.register_module('LN2d')
@@ -65,8 +68,17 @@ def foldable_batchnorm(norm: nn.Module, c: Tensor) -> bool:
             and c.numel() > c.size(1))
 
 
+def batch_statistics(norm: nn.Module) -> bool:
+    """Whether a norm normalises with statistics of its input (a BatchNorm
+    in training mode or without running statistics; GroupNorm, LayerNorm)
+    rather than with running ones."""
+    return norm.training or not getattr(norm, 'track_running_stats', False)
+
+
 def fold_batchnorm(norm: nn.BatchNorm2d,
-                   c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+                   c: Tensor,
+                   means: Optional[Tensor] = None
+                   ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """A BatchNorm as ``norm(c) == c * scale + shift`` per channel, without
     computing ``norm(c)``, plus the mean of every (sample, channel) plane of
     ``c`` (the global descriptor of ``norm(c)`` is
@@ -78,12 +90,35 @@ def fold_batchnorm(norm: nn.BatchNorm2d,
     running statistics. Gradients reach ``c`` (through the statistics and
     the plane means), ``weight`` and ``bias``.
 
+    Args:
+        norm (nn.BatchNorm2d): The norm.
+        c (Tensor): Its ``(N, C, H, W)`` input.
+        means (Tensor, optional): The ``(N, C)`` plane means of ``c`` if the
+            caller has them (a 1x1 conv's output: from its input's), for a
+            norm on running statistics (:func:`batch_statistics` False);
+            then ``c`` is not read here. Defaults to None.
+
     Returns:
         tuple: ``scale`` and ``shift`` of shape ``(C, )``, ``means`` of shape
-        ``(N, C)``.
+        ``(N, C)``, and ``c``, as the :func:`~mmgate.ops.shared_map` that
+        took its moments when it did: a junction that computes with it adds
+        its gradient into the moments' (one pass, no second full-size
+        gradient).
+
+    Example:
+        >>> bn = nn.BatchNorm2d(3)
+        >>> c = torch.randn(2, 3, 4, 4)
+        >>> scale, shift, means, c = fold_batchnorm(bn, c)
+        >>> y = c * scale[:, None, None] + shift[:, None, None]
+        >>> torch.allclose(y, bn(c), atol=1e-6)
+        True
     """
-    batch_stats = norm.training or not norm.track_running_stats
-    means, var_nc = plane_moments(c, with_var=batch_stats)
+    batch_stats = batch_statistics(norm)
+    if means is not None and batch_stats:
+        raise ValueError('fold_batchnorm: plane means were given, but the '
+                         'norm uses batch statistics (it needs c itself)')
+    if means is None:
+        c, means, var_nc = shared_map(c, with_var=batch_stats)
     if batch_stats:
         mean = means.mean(0)
         var = var_nc.mean(0) + (means - mean).square().mean(0)
@@ -94,7 +129,7 @@ def fold_batchnorm(norm: nn.BatchNorm2d,
         mean, var = norm.running_mean, norm.running_var
     scale = norm.weight * torch.rsqrt(var + norm.eps)
     shift = norm.bias - mean * scale
-    return scale.to(c.dtype), shift.to(c.dtype), means
+    return scale.to(c.dtype), shift.to(c.dtype), means, c
 
 
 def _update_running_stats(norm: nn.BatchNorm2d, mean: Tensor, var: Tensor,

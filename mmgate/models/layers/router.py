@@ -26,7 +26,11 @@ a block reads:
 block's entry, pools every map and takes every global descriptor once (each
 is shared by all blocks that read it), hands a block its aligned inbounds and
 releases an entry as soon as no later block reads it. Every gated stage is
-the same loop, ``x = router.step(block, x)``.
+the same loop, ``x = router.step(block, x)``. A gated block's entry is a
+:func:`~mmgate.ops.shared_map`, which also gives its descriptor: the
+junctions that read the entry add their gradients into one buffer, which
+then takes the gradients of the descriptor and of the block input the entry
+may be in one pass.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -34,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmgate.ops import shared_map
 from .gate import global_descriptor
 
 __all__ = [
@@ -141,7 +146,8 @@ def fit_channels(x: Tensor, channels: int) -> Tensor:
     return x
 
 
-def padding_mask(in_channels: Sequence[int], channels: int) -> Optional[Tensor]:
+def padding_mask(in_channels: Sequence[int],
+                 channels: int) -> Optional[Tensor]:
     """Bool ``(n, C)``, True where inbound k is zero padding after
     :func:`fit_channels` (channel ``c >= in_channels[k]``); None when no
     inbound is padded. ``GateModule(softmax_mask=...)`` keeps those slots out
@@ -226,10 +232,10 @@ class InboundRouter:
             raise IndexError(f'entry {index} was released')
         if size not in versions:
             # start from the smallest cached version that is still larger
-            start = min((s for s in versions
-                         if s[0] >= size[0] and s[1] >= size[1]),
-                        key=lambda s: s[0] * s[1],
-                        default=next(iter(versions)))
+            start = min(
+                (s for s in versions if s[0] >= size[0] and s[1] >= size[1]),
+                key=lambda s: s[0] * s[1],
+                default=next(iter(versions)))
             versions[size] = pool_to_size(versions[start], size)
         return versions[size]
 
@@ -257,12 +263,19 @@ class InboundRouter:
         x = block.enter(x)
         entry = block.project(x)
         size, channels = tuple(entry.shape[-2:]), block.out_channels
+        descs = {}
+        if block.reads_descriptors:
+            shared, means, _ = shared_map(entry)
+            x = shared if entry is x else x  # the branch reads it too
+            entry = shared
+            descs[size] = means.view(*means.shape, 1, 1)
         self._maps.append({size: entry})
-        self._descs.append({})
+        self._descs.append(descs)
         idx = block.inbound_indices
         inbounds = [fit_channels(self._map(i, size), channels) for i in idx]
-        descriptors = [fit_channels(self._descriptor(i, size), channels)
-                       for i in idx] if block.reads_descriptors else None
+        descriptors = [
+            fit_channels(self._descriptor(i, size), channels) for i in idx
+        ] if block.reads_descriptors else None
         out = block(x, inbounds, descriptors)
         for k in self._release[j]:  # no later block reads these
             self._maps[k] = self._descs[k] = None

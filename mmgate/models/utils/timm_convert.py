@@ -80,9 +80,9 @@ def _convnext_key(key: str) -> Optional[str]:
     return None
 
 
-def convert_timm_checkpoint(state_dict: Dict[str, Tensor],
-                            layout: Optional[str] = None
-                            ) -> 'OrderedDict[str, Tensor]':
+def convert_timm_checkpoint(
+        state_dict: Dict[str, Tensor],
+        layout: Optional[str] = None) -> 'OrderedDict[str, Tensor]':
     """Map a timm SkipResNet / SkipConvNeXt state dict to mmgate's keys.
 
     Args:

@@ -5,13 +5,20 @@
  *     out = act(A[p] * c + B[p] + sum_k W[k][p] * x_k)      (per plane p)
  *
  * p = n * C + channel indexes the (sample, channel) planes of H * W values;
- * act is ReLU or the identity. With A = sigmoid(g0) * gamma / sigma and
+ * act is ReLU or the identity. The forward pass also gives the sum of each
+ * output plane (the next block's global descriptor, without reading the
+ * map again). With A = sigmoid(g0) * gamma / sigma and
  * B = sigmoid(g0) * (beta - gamma * mu / sigma) this is BatchNorm, the gate
  * and the activation at once (Takeda et al., "Skip-connected ResNets",
  * 2022; Ioffe and Szegedy, "Batch Normalization", 2015). The backward pass
  * takes dz = act'(out) * dout and returns dc = A * dz, dx_k = W_k * dz and the
  * per-plane sums S0 = sum dz, S1 = sum dz * c, S_k = sum dz * x_k (the
- * gradients of B, A and W_k), accumulated in double.
+ * gradients of B, A and W_k), accumulated in double. A dx_k can be added
+ * into a gradient buffer instead (bit k of add_mask): the buffer that
+ * collects an inbound's gradient from every junction that reads it, so that
+ * no junction writes a fresh map that autograd then adds up. mg_plane_add
+ * is that buffer's last step: out = a + g + (alpha[p] * c + beta[p]) (the
+ * rest of the map's gradient and that of its plane means and variances).
  *
  * No Python, no torch headers: the Python side (mmgate/ops/junction.py)
  * calls these through ctypes on ranges of planes, one range per thread.
@@ -42,13 +49,33 @@ PyMODINIT_FUNC PyInit__fused_junction(void) {
   return PyModule_Create(&mg_module);
 }
 
-int mg_junction_abi_version(void) { return 3; }
+int mg_junction_abi_version(void) { return 6; }
 
 #define DEFINE_KERNELS(T, SUFFIX)                                             \
+  /* sum_i g_i (v == NULL) or sum_i g_i * v_i over n <= BLOCK values:    \
+   * LANES accumulators of T (vectorised), their total in double */        \
+  static inline __attribute__((always_inline)) double mg_dot_##SUFFIX(       \
+      const T *restrict g, const T *restrict v, int64_t n) {                  \
+    T acc[LANES] = {0};                                                       \
+    int64_t i = 0;                                                            \
+    double s = 0;                                                             \
+    if (v) {                                                                  \
+      for (; i + LANES <= n; i += LANES)                                      \
+        for (int j = 0; j < LANES; ++j) acc[j] += g[i + j] * v[i + j];        \
+      for (; i < n; ++i) s += (double)g[i] * v[i];                            \
+    } else {                                                                  \
+      for (; i + LANES <= n; i += LANES)                                      \
+        for (int j = 0; j < LANES; ++j) acc[j] += g[i + j];                   \
+      for (; i < n; ++i) s += g[i];                                           \
+    }                                                                         \
+    for (int j = 0; j < LANES; ++j) s += acc[j];                              \
+    return s;                                                                 \
+  }                                                                           \
+                                                                              \
   MG_TARGETS void mg_junction_fwd_##SUFFIX(                                   \
       int64_t p0, int64_t p1, int64_t P, int64_t hw, int64_t K, int relu,     \
       const T *c, const T *A, const T *B, const T *const *xs, const T *W,     \
-      T *out) {                                                               \
+      T *out, double *S) {                                                    \
     for (int64_t p = p0; p < p1; ++p) {                                       \
       const T a = A[p], b = B[p];                                             \
       const T *cp = c + p * hw;                                               \
@@ -76,36 +103,25 @@ int mg_junction_abi_version(void) { return 3; }
       }                                                                       \
       if (relu)                                                               \
         for (int64_t i = 0; i < hw; ++i) op[i] = op[i] < 0 ? (T)0 : op[i];    \
+      if (S) { /* the plane's sum, while it is in cache */                   \
+        double s = 0;                                                         \
+        for (int64_t i0 = 0; i0 < hw; i0 += BLOCK) {                          \
+          const int64_t n = hw - i0 < BLOCK ? hw - i0 : BLOCK;                \
+          s += mg_dot_##SUFFIX(op + i0, NULL, n);                             \
+        }                                                                     \
+        S[p] = s;                                                             \
+      }                                                                       \
     }                                                                         \
   }                                                                           \
                                                                               \
-  /* sum_i g_i (v == NULL) or sum_i g_i * v_i over n <= BLOCK values:    \
-   * LANES accumulators of T (vectorised), their total in double */        \
-  static inline __attribute__((always_inline)) double mg_dot_##SUFFIX(       \
-      const T *restrict g, const T *restrict v, int64_t n) {                  \
-    T acc[LANES] = {0};                                                       \
-    int64_t i = 0;                                                            \
-    double s = 0;                                                             \
-    if (v) {                                                                  \
-      for (; i + LANES <= n; i += LANES)                                      \
-        for (int j = 0; j < LANES; ++j) acc[j] += g[i + j] * v[i + j];        \
-      for (; i < n; ++i) s += (double)g[i] * v[i];                            \
-    } else {                                                                  \
-      for (; i + LANES <= n; i += LANES)                                      \
-        for (int j = 0; j < LANES; ++j) acc[j] += g[i + j];                   \
-      for (; i < n; ++i) s += g[i];                                           \
-    }                                                                         \
-    for (int j = 0; j < LANES; ++j) s += acc[j];                              \
-    return s;                                                                 \
-  }                                                                           \
-                                                                              \
-  /* g: scratch of BLOCK values (one per thread). Each plane is walked in     \
-   * blocks of BLOCK values that stay in L1 while every output is written. */ \
+  /* Each plane is walked in blocks of BLOCK values that stay in L1 while    \
+   * every output is written. */                                             \
   MG_TARGETS void mg_junction_bwd_##SUFFIX(                                   \
       int64_t p0, int64_t p1, int64_t P, int64_t hw, int64_t K, int relu,     \
-      const T *dout, const T *out, const T *c, const T *A,                    \
+      uint64_t add_mask, const T *dout, const T *out, const T *c, const T *A, \
       const T *const *xs, const T *W, T *dc, T *const *dxs, double *S0,       \
-      double *S1, double *Sk, T *restrict g) {                                \
+      double *S1, double *Sk) {                                               \
+    T g[BLOCK]; /* dz of one block of a plane */                              \
     for (int64_t p = p0; p < p1; ++p) {                                       \
       const int64_t base = p * hw;                                            \
       const T a = A[p];                                                       \
@@ -131,7 +147,10 @@ int mg_junction_abi_version(void) { return 3; }
           if (dxs[k]) {                                                       \
             const T w = W[k * P + p];                                         \
             T *restrict q = dxs[k] + base + i0;                               \
-            for (int64_t i = 0; i < n; ++i) q[i] = g[i] * w;                  \
+            if ((add_mask >> k) & 1)                                          \
+              for (int64_t i = 0; i < n; ++i) q[i] += g[i] * w;               \
+            else                                                              \
+              for (int64_t i = 0; i < n; ++i) q[i] = g[i] * w;                \
           }                                                                   \
         }                                                                     \
       }                                                                       \
@@ -177,7 +196,37 @@ int mg_junction_abi_version(void) { return 3; }
     }                                                                         \
   }
 
+#define DEFINE_PLANE_ADD(T, SUFFIX)                                           \
+  /* out = a + g + (alpha[p] * c + beta[p]) per plane p; g, c (with alpha)  \
+   * and beta may be NULL; out may be a (in place). */                      \
+  MG_TARGETS void mg_plane_add_##SUFFIX(                                      \
+      int64_t p0, int64_t p1, int64_t hw, T *out, const T *a, const T *g,     \
+      const T *c, const T *alpha, const T *beta) {                            \
+    for (int64_t p = p0; p < p1; ++p) {                                       \
+      const T b = beta ? beta[p] : (T)0;                                      \
+      const T *ap = a + p * hw;                                               \
+      const T *gp = g ? g + p * hw : NULL;                                    \
+      const T *cp = c ? c + p * hw : NULL;                                    \
+      T *op = out + p * hw;                                                   \
+      if (cp) {                                                               \
+        const T al = alpha[p];                                                \
+        if (gp)                                                               \
+          for (int64_t i = 0; i < hw; ++i)                                    \
+            op[i] = ap[i] + gp[i] + (b + al * cp[i]);                         \
+        else                                                                  \
+          for (int64_t i = 0; i < hw; ++i) op[i] = ap[i] + (b + al * cp[i]);  \
+      } else if (gp) {                                                        \
+        for (int64_t i = 0; i < hw; ++i) op[i] = ap[i] + gp[i] + b;           \
+      } else {                                                                \
+        for (int64_t i = 0; i < hw; ++i) op[i] = ap[i] + b;                   \
+      }                                                                       \
+    }                                                                         \
+  }
+
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
 DEFINE_MOMENTS(float, f32)
 DEFINE_MOMENTS(double, f64)
+DEFINE_PLANE_ADD(float, f32)
+DEFINE_PLANE_ADD(double, f64)
+

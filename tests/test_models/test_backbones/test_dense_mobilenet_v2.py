@@ -16,8 +16,7 @@ def test_parameter_count_and_layout():
     assert params_with_head(model, gates=False) == \
         pytest.approx(3.50, abs=0.005)
     bs = blocks(model)
-    assert len(bs) == 17 and all(isinstance(b, InvertedResidual)
-                                 for b in bs)
+    assert len(bs) == 17 and all(isinstance(b, InvertedResidual) for b in bs)
     for i, b in enumerate(bs):
         assert b.inbound_indices == [i - k for k in range(min(4, i + 1))]
         assert isinstance(b.gate.act, torch.nn.ReLU6)
@@ -29,6 +28,7 @@ def test_parameter_count_and_layout():
             assert isinstance(b.downsample, torch.nn.AvgPool2d)
         else:
             assert b.downsample is None
+
     # block 0 reads the 32-channel stem output truncated to its 16 channels
     def reads(b):
         return [model.entry_channels[k] for k in b.inbound_indices]
@@ -51,8 +51,16 @@ def test_non_gate_weights_fit_mmpretrain_mobilenet_v2():
 def test_forward_shapes(out_indices):
     model = DenseMobileNetV2(widen_factor=0.5, out_indices=out_indices).eval()
     outs = model(torch.rand(2, 3, 65, 65))  # odd: ceil-mode pooling
-    sizes = {0: (8, 33), 1: (16, 17), 2: (16, 9), 3: (32, 5), 4: (48, 5),
-             5: (80, 3), 6: (160, 3), 7: (1280, 3)}
+    sizes = {
+        0: (8, 33),
+        1: (16, 17),
+        2: (16, 9),
+        3: (32, 5),
+        4: (48, 5),
+        5: (80, 3),
+        6: (160, 3),
+        7: (1280, 3)
+    }
     exp = [sizes[i % 8] for i in out_indices]
     assert [(o.shape[1], o.shape[-1]) for o in outs] == exp
 
@@ -99,7 +107,7 @@ def test_with_cp_same_outputs_and_gradients():
     results = []
     for with_cp in (False, True):
         torch.manual_seed(0)
-        model = DenseMobileNetV2(widen_factor=0.25, with_cp=with_cp,
-                                 out_indices=(2, 7)).train()
+        model = DenseMobileNetV2(
+            widen_factor=0.25, with_cp=with_cp, out_indices=(2, 7)).train()
         results.append(forward_backward(model, x))
     assert_same_forward_backward(*results)

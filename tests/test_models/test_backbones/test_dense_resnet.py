@@ -25,17 +25,21 @@ def test_dense_resnet110_cifar_parameter_count():
     assert params_with_head(model, 100) == pytest.approx(2.23, abs=0.005)
     assert params_with_head(model, 100, gates=False) == \
         pytest.approx(1.74, abs=0.005)  # ResNet-110
-    counts = {n: params_with_head(DenseResNetCIFAR(
-        depth=110, num_connections=n, gate_reduction=2), 100)
-        for n in (2, 6, 8)}
+    counts = {
+        n:
+        params_with_head(
+            DenseResNetCIFAR(depth=110, num_connections=n, gate_reduction=2),
+            100)
+        for n in (2, 6, 8)
+    }
     assert counts == pytest.approx({2: 2.03, 6: 2.43, 8: 2.62}, abs=0.005)
 
 
 def test_dense_resnet34_flops():
     from mmengine.analysis import get_model_complexity_info
     model = DenseResNet(depth=34, num_connections=6, out_indices=(3, )).eval()
-    info = get_model_complexity_info(model, input_shape=(3, 224, 224),
-                                     show_table=False, show_arch=False)
+    info = get_model_complexity_info(
+        model, input_shape=(3, 224, 224), show_table=False, show_arch=False)
     flops = info['flops'] + 512 * 1000  # + the linear head's MACs
     assert flops / 1e9 == pytest.approx(3.70, rel=0.02)
 
@@ -52,7 +56,9 @@ def test_dense_pattern_crosses_stages(n):
         assert block.gate.conv1.in_channels == c * (1 + min(n, i + 1))
     # block 2 (stage 2, 16 channels) reads stage 1's entries (8 channels)
     if n >= 2:
-        reads = [model.entry_channels[k] for k in blocks(model)[2].inbound_indices]
+        reads = [
+            model.entry_channels[k] for k in blocks(model)[2].inbound_indices
+        ]
         assert reads[:2] == [16, 8] and blocks(model)[2].out_channels == 16
 
 
@@ -76,8 +82,8 @@ def _reference_forward(model, x, masked):
                 d = e.mean((2, 3), keepdim=True)
                 while e.shape[-2:] != y.shape[-2:]:
                     e = F.avg_pool2d(e, 2, ceil_mode=True)
-                fit = (lambda t: t[:, :c] if t.shape[1] >= c else
-                       F.pad(t, (0, 0, 0, 0, 0, c - t.shape[1])))
+                fit = (lambda t: t[:, :c] if t.shape[1] >= c else F.pad(
+                    t, (0, 0, 0, 0, 0, c - t.shape[1])))
                 maps.append(fit(e))
                 descs.append(fit(d))
                 pad.append(torch.arange(c) >= e.shape[1])
@@ -102,8 +108,12 @@ def _reference_forward(model, x, masked):
 @pytest.mark.parametrize('pad_mode', ['paper', 'masked'])
 def test_forward_equals_paper_definition(pad_mode):
     torch.manual_seed(0)
-    model = DenseResNet(depth=18, base_channels=8, num_connections=5,
-                        pad_mode=pad_mode, norm_eval=False).eval()
+    model = DenseResNet(
+        depth=18,
+        base_channels=8,
+        num_connections=5,
+        pad_mode=pad_mode,
+        norm_eval=False).eval()
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.2)
     x = torch.rand(2, 3, 45, 71)  # odd sizes: ceil-mode pooling
@@ -116,10 +126,11 @@ def test_forward_equals_paper_definition(pad_mode):
 
 def test_masked_and_paper_modes_differ_only_in_padded_channels():
     torch.manual_seed(0)
-    paper = DenseResNet(depth=18, base_channels=8, num_connections=4,
-                        pad_mode='paper').eval()
-    masked = DenseResNet(depth=18, base_channels=8, num_connections=4,
-                         pad_mode='masked').eval()
+    paper = DenseResNet(
+        depth=18, base_channels=8, num_connections=4, pad_mode='paper').eval()
+    masked = DenseResNet(
+        depth=18, base_channels=8, num_connections=4,
+        pad_mode='masked').eval()
     assert paper.state_dict().keys() == masked.state_dict().keys()
     masked.load_state_dict(paper.state_dict())
     for p, q in zip(paper.parameters(), masked.parameters()):
@@ -143,8 +154,11 @@ def test_masked_and_paper_modes_differ_only_in_padded_channels():
 @pytest.mark.parametrize('depth,out_indices', [(18, (0, 1, 2, 3)),
                                                (18, (-1, )), (50, (1, 3))])
 def test_forward_shapes(depth, out_indices):
-    model = DenseResNet(depth=depth, base_channels=8, out_indices=out_indices,
-                        num_connections=3).eval()
+    model = DenseResNet(
+        depth=depth,
+        base_channels=8,
+        out_indices=out_indices,
+        num_connections=3).eval()
     outs = model(torch.rand(2, 3, 64, 64))
     exp = 1 if depth == 18 else 4
     idx = [i % 4 for i in out_indices]
@@ -156,17 +170,22 @@ def test_forward_shapes(depth, out_indices):
 
 
 def test_output_stride_8_and_cifar_layout():
-    model = DenseResNet(depth=50, base_channels=8, strides=(1, 2, 1, 1),
-                        dilations=(1, 1, 2, 4), contract_dilation=True,
-                        num_connections=8).eval()
+    model = DenseResNet(
+        depth=50,
+        base_channels=8,
+        strides=(1, 2, 1, 1),
+        dilations=(1, 1, 2, 4),
+        contract_dilation=True,
+        num_connections=8).eval()
     assert [o.shape[-1] for o in model(torch.rand(1, 3, 64, 64))] == \
         [16, 8, 8, 8]
     cifar = DenseResNetCIFAR(depth=20, num_connections=4).eval()
     assert isinstance(cifar.maxpool, torch.nn.Identity)
     assert cifar.conv1.kernel_size == (3, 3) and cifar.conv1.stride == (1, 1)
     assert tuple(cifar(torch.rand(1, 3, 32, 32))[0].shape) == (1, 64, 8, 8)
-    assert cifar.feature_info == [dict(num_chs=64, reduction=4,
-                                       module='layer3')]
+    assert cifar.feature_info == [
+        dict(num_chs=64, reduction=4, module='layer3')
+    ]
 
 
 def test_bad_arguments_raise_clear_errors():
@@ -188,8 +207,10 @@ def test_norm_eval_covers_gate_norms():
     model = DenseResNet(depth=18, base_channels=8, norm_eval=True)
     model.train()
     assert check_norm_state(model.modules(), False)
-    before = {k: v.clone() for k, v in model.state_dict().items()
-              if 'running_mean' in k}
+    before = {
+        k: v.clone()
+        for k, v in model.state_dict().items() if 'running_mean' in k
+    }
     assert any('gate.norm' in k for k in before)
     model(torch.rand(2, 3, 32, 32))
     after = model.state_dict()
@@ -204,8 +225,12 @@ def test_with_cp_same_outputs_and_gradients(depth):
     results = []
     for with_cp in (False, True):
         torch.manual_seed(0)
-        model = DenseResNet(depth=depth, base_channels=8, with_cp=with_cp,
-                            norm_eval=False, num_connections=4)
+        model = DenseResNet(
+            depth=depth,
+            base_channels=8,
+            with_cp=with_cp,
+            norm_eval=False,
+            num_connections=4)
         for p in model.parameters():
             torch.nn.init.normal_(p, std=0.1)
         model.train()
@@ -222,9 +247,11 @@ def test_init_zero_residual_drop_path_and_layer_depth():
     model = DenseResNet(depth=18, base_channels=8, zero_init_residual=False)
     model.init_weights()
     assert torch.all(blocks(model)[0].norm2.weight == 1)
-    rates = [b.drop_path.drop_prob for b in blocks(
-        DenseResNet(depth=50, base_channels=8, drop_path_rate=0.2))
-        if hasattr(b.drop_path, 'drop_prob')]
+    rates = [
+        b.drop_path.drop_prob for b in blocks(
+            DenseResNet(depth=50, base_channels=8, drop_path_rate=0.2))
+        if hasattr(b.drop_path, 'drop_prob')
+    ]
     assert len(rates) == 15 and rates[-1] == pytest.approx(0.2)
     assert model.get_layer_depth('backbone.layer2.1.conv1.weight',
                                  'backbone.') == (4, 10)
@@ -233,16 +260,25 @@ def test_init_zero_residual_drop_path_and_layer_depth():
 def test_checkpoint_round_trip(tmp_path):
     model = DenseResNet(depth=18, base_channels=8, num_connections=3).eval()
     path = tmp_path / 'dense.pth'
-    torch.save({'state_dict': {f'backbone.{k}': v
-                               for k, v in model.state_dict().items()}}, path)
-    other = DenseResNet(depth=18, base_channels=8, num_connections=3,
-                        init_cfg=dict(type='Pretrained',
-                                      checkpoint=str(path)))
+    torch.save(
+        {
+            'state_dict': {
+                f'backbone.{k}': v
+                for k, v in model.state_dict().items()
+            }
+        }, path)
+    other = DenseResNet(
+        depth=18,
+        base_channels=8,
+        num_connections=3,
+        init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     other.init_weights()
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(other.eval()(x), model(x))
-    wrong_n = DenseResNet(depth=18, base_channels=8, num_connections=4,
-                          init_cfg=dict(type='Pretrained',
-                                        checkpoint=str(path)))
+    wrong_n = DenseResNet(
+        depth=18,
+        base_channels=8,
+        num_connections=4,
+        init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     with pytest.raises(Exception, match='gate'):
         wrong_n.init_weights()

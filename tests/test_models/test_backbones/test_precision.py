@@ -14,13 +14,17 @@ import torch
 from mmgate.registry import MODELS
 
 TINY = {
-    'SkipResNet': dict(depth=18, base_channels=8, norm_eval=False),
-    'DenseResNet': dict(depth=18, base_channels=8, norm_eval=False),
-    'SkipConvNeXt': dict(arch=dict(depths=[1, 1, 2, 1],
-                                   channels=[8, 16, 32, 64]),
-                         out_indices=(0, 1, 2, 3),
-                         gap_before_final_norm=False),
-    'DenseMobileNetV2': dict(widen_factor=0.25, out_indices=(2, 7)),
+    'SkipResNet':
+    dict(depth=18, base_channels=8, norm_eval=False),
+    'DenseResNet':
+    dict(depth=18, base_channels=8, norm_eval=False),
+    'SkipConvNeXt':
+    dict(
+        arch=dict(depths=[1, 1, 2, 1], channels=[8, 16, 32, 64]),
+        out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False),
+    'DenseMobileNetV2':
+    dict(widen_factor=0.25, out_indices=(2, 7)),
 }
 
 

@@ -31,7 +31,8 @@ def test_shapes_match_resnet(cls, kwargs, placement):
     outs = model(torch.rand(2, 3, 32, 32))
     expansion = model.block.expansion
     assert [tuple(o.shape) for o in outs] == [
-        (2, 8 * 2**i * expansion, 8 // 2**i, 8 // 2**i) for i in range(4)]
+        (2, 8 * 2**i * expansion, 8 // 2**i, 8 // 2**i) for i in range(4)
+    ]
     assert [f['reduction'] for f in model.feature_info] == [4, 8, 16, 32]
     pools = [m for m in model.modules() if isinstance(m, GaussianPool2d)]
     assert len(pools) == (5 if placement == 'post' else 4)
@@ -52,29 +53,32 @@ def test_post_placement_structure():
 
 
 def test_pre_placement_structure_and_maxent():
-    model = PriorPoolResNet(depth=50, pool_placement='pre',
-                            pool_cfg=dict(type='MaxEntPool2d'), **TINY)
+    model = PriorPoolResNet(
+        depth=50,
+        pool_placement='pre',
+        pool_cfg=dict(type='MaxEntPool2d'),
+        **TINY)
     assert model.conv1.stride == (2, 2)
     assert isinstance(model.maxpool, MaxEntPool2d)
     assert model.maxpool.kernel_size == (3, 3)
     # the stage input is pooled: its channels are the previous stage's
     assert model.layer2[0].pool.channels == 32
     assert model.layer3[0].pool.channels == 64
-    model = PriorPoolResNet(depth=50, pool_placement='pre', pool_stem=False,
-                            **TINY)
+    model = PriorPoolResNet(
+        depth=50, pool_placement='pre', pool_stem=False, **TINY)
     assert isinstance(model.maxpool, nn.MaxPool2d)
 
 
-@pytest.mark.parametrize('depth,extra', [
-    (50, dict()), (18, dict()),
-    (50, dict(groups=2, base_width=4, cls='ResNeXt'))])
+@pytest.mark.parametrize('depth,extra',
+                         [(50, dict()), (18, dict()),
+                          (50, dict(groups=2, base_width=4, cls='ResNeXt'))])
 def test_without_pools_equals_mmdet_resnet(depth, extra):
     from mmdet.models.backbones import ResNet, ResNeXt
     extra = dict(extra)
     if extra.pop('cls', None):
         theirs = ResNeXt(depth=depth, **extra, **TINY)
-        ours = PriorPoolResNeXt(depth=depth, pool_cfg=None, groups=2,
-                                width_per_group=4, **TINY)
+        ours = PriorPoolResNeXt(
+            depth=depth, pool_cfg=None, groups=2, width_per_group=4, **TINY)
     else:
         theirs = ResNet(depth=depth, **TINY)
         ours = PriorPoolResNet(depth=depth, pool_cfg=None, **TINY)
@@ -101,8 +105,8 @@ def test_freezing_norm_eval_and_zero_init():
     model.init_weights()
     model.train()
     for name, param in model.named_parameters():
-        frozen = name.startswith(('conv1', 'bn1', 'maxpool', 'layer1',
-                                  'layer2'))
+        frozen = name.startswith(
+            ('conv1', 'bn1', 'maxpool', 'layer1', 'layer2'))
         assert param.requires_grad != frozen, name
     assert not model.maxpool.training and not model.layer2[0].pool.training
     assert all(not m.training for m in model.modules()
@@ -126,16 +130,20 @@ def test_loads_plain_resnet_weights(tmp_path):
     path = tmp_path / 'resnet50.pth'
     torch.save(state, path)
     model = PriorPoolResNet(
-        depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(path)),
+        depth=50,
+        init_cfg=dict(type='Pretrained', checkpoint=str(path)),
         **TINY)
     model.init_weights()
     torch.testing.assert_close(model.layer3[2].conv2.weight,
                                plain.layer3[2].conv2.weight)
     # layers new to a plain network: their own init, the filters load
     model = PriorPoolResNet(
-        depth=50, pool_cfg=None, stage_with_dcn=(True, ) * 4,
-        dcn=dict(type='GaussianPriorConv2d'),
-        init_cfg=dict(type='Pretrained', checkpoint=str(path)), **TINY)
+        depth=50,
+        pool_cfg=None,
+        stage_with_dcn=(True, ) * 4,
+        dcn=dict(type='mmgate.GaussianPriorConv2d'),
+        init_cfg=dict(type='Pretrained', checkpoint=str(path)),
+        **TINY)
     model.init_weights()
     assert isinstance(model.layer3[2].conv2, GaussianPriorConv2d)
     torch.testing.assert_close(model.layer3[2].conv2.weight,
@@ -143,7 +151,8 @@ def test_loads_plain_resnet_weights(tmp_path):
     state['layer1.0.conv9.weight'] = torch.zeros(1)
     torch.save(state, path)
     model = PriorPoolResNet(
-        depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(path)),
+        depth=50,
+        init_cfg=dict(type='Pretrained', checkpoint=str(path)),
         **TINY)
     with pytest.raises(ValueError, match='layer1.0.conv9.weight'):
         model.init_weights()
@@ -185,21 +194,27 @@ def test_bad_options():
 
 def test_layers_in_the_dcn_slot_of_the_skip_and_plain_backbones():
     for cls in (PriorPoolResNet, PriorPoolSkipResNet):
-        model = cls(depth=50, pool_cfg=None, stage_with_dcn=(False, True,
-                                                              False, True),
-                    dcn=dict(type='GaussianPriorConv2d'), **TINY)
+        model = cls(
+            depth=50,
+            pool_cfg=None,
+            stage_with_dcn=(False, True, False, True),
+            dcn=dict(type='mmgate.GaussianPriorConv2d'),
+            **TINY)
         assert isinstance(model.layer2[0].conv2, GaussianPriorConv2d)
         assert not isinstance(model.layer3[0].conv2, GaussianPriorConv2d)
-        model = cls(depth=50, pool_cfg=None, stage_with_dcn=(True, ) * 4,
-                    dcn=dict(type='mmgate.LearnableGroupConv2d',
-                             num_groups=2), **TINY)
+        model = cls(
+            depth=50,
+            pool_cfg=None,
+            stage_with_dcn=(True, ) * 4,
+            dcn=dict(type='mmgate.LearnableGroupConv2d', num_groups=2),
+            **TINY)
         assert isinstance(model.layer4[2].conv2, LearnableGroupConv2d)
         assert model(torch.rand(2, 3, 32, 32))[3].shape == (2, 256, 1, 1)
 
 
 CONFIG_DIR = Path(REPO_ROOT) / 'configs' / 'seed_layers'
-CONFIGS = sorted(str(p) for p in CONFIG_DIR.rglob('*.py')
-                 if '_base_' not in p.parts)
+CONFIGS = sorted(
+    str(p) for p in CONFIG_DIR.rglob('*.py') if '_base_' not in p.parts)
 
 
 def test_configs_are_listed():
@@ -218,8 +233,12 @@ def test_classification_configs_build(path):
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(path)
-    layer = {'gausspool': GaussianPool2d, 'maxentpool': MaxEntPool2d,
-             'gaussconv': GaussianPriorConv2d, 'flgc': LearnableGroupConv2d}
+    layer = {
+        'gausspool': GaussianPool2d,
+        'maxentpool': MaxEntPool2d,
+        'gaussconv': GaussianPriorConv2d,
+        'flgc': LearnableGroupConv2d
+    }
     expected = [cls for key, cls in layer.items() if key in path]
     # full width is slow to build on CPU: the structure is what matters
     cfg.model.backbone.base_channels = 16

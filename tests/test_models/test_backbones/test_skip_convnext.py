@@ -7,8 +7,8 @@ from mmgate.models.layers import LayerNorm2d
 TINY = dict(depths=[2, 2, 3, 2], channels=[8, 16, 32, 64])
 
 
-@pytest.mark.parametrize('arch,expected', [
-    ('tiny', 31.14), ('small', 56.58), ('base', 99.85)])
+@pytest.mark.parametrize('arch,expected', [('tiny', 31.14), ('small', 56.58),
+                                           ('base', 99.85)])
 def test_parameter_counts_match_published(arch, expected):
     model = SkipConvNeXt(arch=arch)
     n = sum(p.numel() for p in model.parameters())
@@ -34,8 +34,9 @@ def test_inbounds_and_gate_style():
 
 @pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (-1, ), (1, 2)])
 def test_forward_shapes(out_indices):
-    model = SkipConvNeXt(arch=TINY, out_indices=out_indices,
-                         gap_before_final_norm=False).eval()
+    model = SkipConvNeXt(
+        arch=TINY, out_indices=out_indices,
+        gap_before_final_norm=False).eval()
     outs = model(torch.rand(2, 3, 64, 64))
     for out, i in zip(outs, [i % 4 for i in out_indices]):
         assert out.shape == (2, 8 * 2**i, 16 // 2**i, 16 // 2**i)
@@ -44,8 +45,8 @@ def test_forward_shapes(out_indices):
 
 
 def test_block_reads_previous_output_without_identity_add():
-    model = SkipConvNeXt(arch=TINY, out_indices=(0, ),
-                         gap_before_final_norm=False).eval()
+    model = SkipConvNeXt(
+        arch=TINY, out_indices=(0, ), gap_before_final_norm=False).eval()
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.2)
     stage = model.stages[0]
@@ -71,13 +72,19 @@ def test_frozen_stages_and_with_cp():
     grads = []
     for with_cp in (False, True):
         torch.manual_seed(0)
-        m = SkipConvNeXt(arch=TINY, with_cp=with_cp, out_indices=(0, 1, 2, 3),
-                         gap_before_final_norm=False, layer_scale_init_value=1.)
+        m = SkipConvNeXt(
+            arch=TINY,
+            with_cp=with_cp,
+            out_indices=(0, 1, 2, 3),
+            gap_before_final_norm=False,
+            layer_scale_init_value=1.)
         m.train()
         outs = m(x.clone().requires_grad_(True))
         sum(o.sum() for o in outs).backward()
-        grads.append(([o.detach() for o in outs],
-                      {n: p.grad for n, p in m.named_parameters()}))
+        grads.append(([o.detach() for o in outs], {
+            n: p.grad
+            for n, p in m.named_parameters()
+        }))
     for a, b in zip(grads[0][0], grads[1][0]):
         torch.testing.assert_close(a, b)
     for k in grads[0][1]:

@@ -37,8 +37,8 @@ def test_resnext101_32x8d_builds_wider():
     (18, [[1, 2], [1, 2], [1, 2], [1, 2]]),
     (34, [[1, 2, 2], [1, 2, 2, 3], [1, 2, 2, 3, 3, 3], [1, 2, 2]]),
     (50, [[1, 2, 2], [1, 2, 2, 3], [1, 2, 2, 3, 3, 3], [1, 2, 2]]),
-    (101, [[1, 2, 2], [1, 2, 2, 3],
-           [1, 2, 2] + [3] * 4 + [4] * 8 + [5] * 8, [1, 2, 2]]),
+    (101, [[1, 2, 2], [1, 2, 2, 3], [1, 2, 2] + [3] * 4 + [4] * 8 + [5] * 8,
+           [1, 2, 2]]),
     (152, [[1, 2, 2], [1, 2, 2, 3] + [3] * 3 + [4],
            [1, 2, 2] + [3] * 4 + [4] * 8 + [5] * 16 + [6] * 5, [1, 2, 2]]),
 ])
@@ -75,8 +75,12 @@ def test_forward_shapes(depth, out_indices):
     ((1, 2, 2, 1), (1, 1, 1, 2), 4),
 ])
 def test_output_stride_by_dilation(strides, dilations, size):
-    model = SkipResNet(depth=50, base_channels=8, strides=strides,
-                       dilations=dilations, contract_dilation=True).eval()
+    model = SkipResNet(
+        depth=50,
+        base_channels=8,
+        strides=strides,
+        dilations=dilations,
+        contract_dilation=True).eval()
     outs = model(torch.rand(1, 3, 64, 64))
     assert [o.shape[-1] for o in outs] == [16, 8, size, size]
     assert model.layer4[1].conv2.dilation == (dilations[3], ) * 2
@@ -114,8 +118,7 @@ def test_bad_arguments_raise_clear_errors():
 
 @pytest.mark.parametrize('cls,depth', [(SkipResNet, 50), (DenseResNet, 18)])
 def test_frozen_stages_cover_gates(cls, depth):
-    model = cls(depth=depth, base_channels=8, frozen_stages=2,
-                norm_eval=False)
+    model = cls(depth=depth, base_channels=8, frozen_stages=2, norm_eval=False)
     model.train()
     for m in (model.conv1, model.norm1):
         assert all(not p.requires_grad for p in m.parameters())
@@ -136,8 +139,8 @@ def test_frozen_stages_cover_gates(cls, depth):
 
 
 def test_frozen_deep_stem():
-    model = SkipResNetV1c(depth=18, base_channels=8, frozen_stages=0,
-                          norm_eval=False)
+    model = SkipResNetV1c(
+        depth=18, base_channels=8, frozen_stages=0, norm_eval=False)
     model.train()
     assert all(not p.requires_grad for p in model.stem.parameters())
     assert check_norm_state(model.stem.modules(), False)
@@ -148,12 +151,15 @@ def test_norm_eval_covers_gate_norms():
     model = SkipResNet(depth=18, base_channels=8, norm_eval=True)
     model.train()
     assert check_norm_state(model.modules(), False)
-    gate_norms = [b.gate.norm for n in model.res_layers
-                  for b in getattr(model, n)]
+    gate_norms = [
+        b.gate.norm for n in model.res_layers for b in getattr(model, n)
+    ]
     assert gate_norms and all(not m.training for m in gate_norms)
     # running stats of every BN, the gates' too, stay untouched
-    before = {k: v.clone() for k, v in model.state_dict().items()
-              if 'running_mean' in k}
+    before = {
+        k: v.clone()
+        for k, v in model.state_dict().items() if 'running_mean' in k
+    }
     model(torch.rand(2, 3, 32, 32))
     after = model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in before.items())
@@ -163,10 +169,13 @@ def test_norm_eval_covers_gate_norms():
 
 
 def test_gate_norm_and_act_are_configurable():
-    model = SkipResNet(depth=18, base_channels=32,
-                       norm_cfg=dict(type='GN', num_groups=4),
-                       gate_norm_cfg=dict(type='GN', num_groups=4),
-                       gate_act_cfg=dict(type='GELU'), gate_reduction=4)
+    model = SkipResNet(
+        depth=18,
+        base_channels=32,
+        norm_cfg=dict(type='GN', num_groups=4),
+        gate_norm_cfg=dict(type='GN', num_groups=4),
+        gate_act_cfg=dict(type='GELU'),
+        gate_reduction=4)
     gate = model.layer1[0].gate
     assert isinstance(gate.norm, torch.nn.GroupNorm)
     assert isinstance(gate.act, torch.nn.GELU)
@@ -198,8 +207,12 @@ def test_with_cp_same_outputs_and_gradients(cls, kwargs):
     results = []
     for with_cp in (False, True):
         torch.manual_seed(0)
-        model = cls(base_channels=8, with_cp=with_cp, norm_eval=False,
-                    drop_path_rate=0., **kwargs)
+        model = cls(
+            base_channels=8,
+            with_cp=with_cp,
+            norm_eval=False,
+            drop_path_rate=0.,
+            **kwargs)
         model.init_weights()
         for p in model.parameters():  # undo zero init so every path counts
             torch.nn.init.normal_(p, std=0.1) if p.dim() == 1 else None
@@ -211,9 +224,13 @@ def test_with_cp_same_outputs_and_gradients(cls, kwargs):
 def test_stage_outputs_equal_definition():
     """A stage equals the reference loop: xs[0] projected input, block j reads
     xs[j+1-2**i] and its gate mixes them by the formula."""
-    model = SkipResNet(depth=18, base_channels=8, num_stages=2,
-                       strides=(1, 2), dilations=(1, 1),
-                       out_indices=(1, )).eval()
+    model = SkipResNet(
+        depth=18,
+        base_channels=8,
+        num_stages=2,
+        strides=(1, 2),
+        dilations=(1, 1),
+        out_indices=(1, )).eval()
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.2)
     stage = model.layer2
@@ -222,11 +239,13 @@ def test_stage_outputs_equal_definition():
     h = x
     for j, block in enumerate(stage):
         y = block.residual(h)
-        inb = [xs[i] for i in [j + 1 - 2**i for i in range(4)
-                               if 2**i <= j + 1]]
+        inb = [
+            xs[i] for i in [j + 1 - 2**i for i in range(4) if 2**i <= j + 1]
+        ]
         d = torch.cat([y] + inb, 1).mean((2, 3), keepdim=True)
-        g = block.gate.conv2(block.gate.act(block.gate.norm(
-            block.gate.conv1(d)))).view(2, 1 + len(inb), -1)
+        g = block.gate.conv2(
+            block.gate.act(block.gate.norm(block.gate.conv1(d)))).view(
+                2, 1 + len(inb), -1)
         out = torch.sigmoid(g[:, 0])[..., None, None] * y
         w = torch.softmax(g[:, 1:], 1)
         for k, t in enumerate(inb):
@@ -239,8 +258,10 @@ def test_stage_outputs_equal_definition():
 
 def test_drop_path_and_layer_depth():
     model = SkipResNet(depth=50, base_channels=8, drop_path_rate=0.2)
-    rates = [b.drop_path.drop_prob for n in model.res_layers
-             for b in getattr(model, n) if hasattr(b.drop_path, 'drop_prob')]
+    rates = [
+        b.drop_path.drop_prob for n in model.res_layers
+        for b in getattr(model, n) if hasattr(b.drop_path, 'drop_prob')
+    ]
     assert rates[-1] == pytest.approx(0.2) and len(rates) == 15
     assert model.get_layer_depth('backbone.conv1.weight', 'backbone.') == \
         (0, 18)

@@ -10,6 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope, init_default_scope
+
 from tests.helpers import REPO_ROOT, det_batch
 
 TINY = {
@@ -24,8 +25,8 @@ CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'dense')
 @pytest.mark.parametrize('name', sorted(TINY))
 def test_build_by_scoped_type(project, name):
     registry = __import__(f'{project}.registry', fromlist=['MODELS']).MODELS
-    DefaultScope.get_instance(f'test-dense-{project}-{name}',
-                              scope_name=project)
+    DefaultScope.get_instance(
+        f'test-dense-{project}-{name}', scope_name=project)
     model = registry.build(dict(type=f'mmgate.{name}', **TINY[name]))
     assert type(model).__name__ == name
     assert model.eval()(torch.rand(1, 3, 32, 32))
@@ -37,8 +38,12 @@ def test_faster_rcnn_trains_one_step():
     from mmengine.hub import get_config
     cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     cfg.model.backbone = dict(
-        type='mmgate.DenseResNet', depth=18, base_channels=16,
-        num_connections=4, frozen_stages=1, norm_eval=True)
+        type='mmgate.DenseResNet',
+        depth=18,
+        base_channels=16,
+        num_connections=4,
+        frozen_stages=1,
+        norm_eval=True)
     cfg.model.neck.in_channels = [16, 32, 64, 128]
     cfg.model.neck.out_channels = 32
     cfg.model.rpn_head.in_channels = 32
@@ -49,8 +54,10 @@ def test_faster_rcnn_trains_one_step():
     model = MODELS.build(cfg.model)
     model.init_weights()
     optim_wrapper = build_optim_wrapper(
-        model, dict(type='OptimWrapper',
-                    optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
+        model,
+        dict(
+            type='OptimWrapper',
+            optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
     model.train()
     gate = model.backbone.layer4[0].gate
     before = gate.conv2.weight.detach().clone()
@@ -71,14 +78,16 @@ def test_config_set_is_complete():
     names = {osp.basename(p) for p in _configs()}
     for n in (2, 4, 6, 8):
         assert f'dense-resnet34-n{n}_1xb64-cos300e_in1k-160px.py' in names
-    assert {'dense-resnet110-n4_1xb64-cos300e_cifar100.py',
-            'dense-mobilenetv2-1.0_1xb64-cos300e_in1k.py',
-            'dense-mobilenetv2-1.4_1xb64-cos300e_in1k.py',
-            'dense-resnet50-n4_1xb64-cos300e_in1k-160px.py',
-            'resnet34_1xb64-cos300e_in1k-160px.py',
-            'mobilenetv2-1.0_1xb64-cos300e_in1k.py',
-            'cascade-mask-rcnn_dense-resnet50-n4_fpn_ms-3x_coco.py',
-            'upernet_dense-resnet50-n4_4xb4-160k_ade20k-512x512.py'} <= names
+    assert {
+        'dense-resnet110-n4_1xb64-cos300e_cifar100.py',
+        'dense-mobilenetv2-1.0_1xb64-cos300e_in1k.py',
+        'dense-mobilenetv2-1.4_1xb64-cos300e_in1k.py',
+        'dense-resnet50-n4_1xb64-cos300e_in1k-160px.py',
+        'resnet34_1xb64-cos300e_in1k-160px.py',
+        'mobilenetv2-1.0_1xb64-cos300e_in1k.py',
+        'cascade-mask-rcnn_dense-resnet50-n4_fpn_ms-3x_coco.py',
+        'upernet_dense-resnet50-n4_4xb4-160k_ade20k-512x512.py'
+    } <= names
 
 
 @pytest.mark.parametrize('path', _configs(), ids=osp.basename)

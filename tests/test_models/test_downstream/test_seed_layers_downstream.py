@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
+
 from tests.helpers import REPO_ROOT, det_batch
 
 ROOT = Path(REPO_ROOT)
@@ -39,16 +40,23 @@ def _train_step(cfg, watched: str, masks: bool = False):
         _shrink(cfg.model[part])
     model = MODELS.build(cfg.model)
     model.train()
-    before = {n: p.detach().clone() for n, p in model.named_parameters()
-              if watched in n and p.requires_grad}
+    before = {
+        n: p.detach().clone()
+        for n, p in model.named_parameters()
+        if watched in n and p.requires_grad
+    }
     assert before, f'no trainable parameter named *{watched}*'
     optim = build_optim_wrapper(
-        model, dict(type='OptimWrapper',
-                    optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
+        model,
+        dict(
+            type='OptimWrapper',
+            optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
     log_vars = model.train_step(det_batch(masks=masks), optim)
     assert torch.isfinite(log_vars['loss'])
-    unchanged = [n for n, p in model.named_parameters()
-                 if n in before and torch.equal(p, before[n])]
+    unchanged = [
+        n for n, p in model.named_parameters()
+        if n in before and torch.equal(p, before[n])
+    ]
     assert not unchanged, f'no gradient reached {unchanged[:3]}'
     return model
 
@@ -58,7 +66,7 @@ def test_cascade_mask_rcnn_with_gaussian_pool_skip_backbone():
     init_default_scope('mmdet')
     cfg = Config.fromfile(
         str(ROOT / 'configs/seed_layers/cascade-mask-rcnn_'
-                   'skipresnet50-gausspool-pre_fpn_ms-3x_coco.py'))
+            'skipresnet50-gausspool-pre_fpn_ms-3x_coco.py'))
     assert cfg.model.backbone.type == 'mmgate.PriorPoolSkipResNet'
     cfg.model.backbone.update(depth=18, base_channels=16, init_cfg=None)
     cfg.model.neck.in_channels = [16, 32, 64, 128]
@@ -67,20 +75,31 @@ def test_cascade_mask_rcnn_with_gaussian_pool_skip_backbone():
 
 FASTER_RCNN = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 LAYERS = {
-    'maxent_pool': (dict(type='mmgate.PriorPoolResNet', depth=18,
-                         base_channels=16, pool_cfg=dict(type='MaxEntPool2d'),
-                         pool_placement='post', frozen_stages=-1),
-                    [16, 32, 64, 128], 'pool.prior.conv'),
-    'gaussian_conv': (dict(type='ResNet', depth=50, base_channels=16,
-                           dcn=dict(type='mmgate.GaussianPriorConv2d'),
-                           stage_with_dcn=(False, True, True, True)),
-                      [64, 128, 256, 512], 'prior_rho'),
-    'flgc_dup': (dict(type='mmgate.SkipResNet', depth=50, base_channels=16,
-                      dcn=dict(type='mmgate.LearnableGroupConv2d',
-                               num_groups=4, duplicate=True,
-                               dup_source='logit'),
-                      stage_with_dcn=(False, True, True, True)),
-                 [64, 128, 256, 512], 'group_logits'),
+    'maxent_pool': (dict(
+        type='mmgate.PriorPoolResNet',
+        depth=18,
+        base_channels=16,
+        pool_cfg=dict(type='MaxEntPool2d'),
+        pool_placement='post',
+        frozen_stages=-1), [16, 32, 64, 128], 'pool.prior.conv'),
+    'gaussian_conv': (dict(
+        type='ResNet',
+        depth=50,
+        base_channels=16,
+        dcn=dict(type='mmgate.GaussianPriorConv2d'),
+        stage_with_dcn=(False, True, True, True)), [64, 128, 256,
+                                                    512], 'prior_rho'),
+    'flgc_dup': (dict(
+        type='mmgate.SkipResNet',
+        depth=50,
+        base_channels=16,
+        dcn=dict(
+            type='mmgate.LearnableGroupConv2d',
+            num_groups=4,
+            duplicate=True,
+            dup_source='logit'),
+        stage_with_dcn=(False, True, True, True)), [64, 128, 256,
+                                                    512], 'group_logits'),
 }
 
 

@@ -11,30 +11,40 @@ from mmengine.registry import init_default_scope
 from tests.helpers import det_batch, stock_config
 
 BACKBONES = {
-    'skipresnet': (dict(type='mmgate.SkipResNet', depth=18, base_channels=16,
-                        norm_eval=True, frozen_stages=1),
-                   [16, 32, 64, 128]),
-    'skipresnext': (dict(type='mmgate.SkipResNeXt', depth=50, groups=4,
-                         width_per_group=4, base_channels=16),
-                    [64, 128, 256, 512]),
-    'skipconvnext': (dict(type='mmgate.SkipConvNeXt',
-                          arch=dict(depths=[1, 1, 2, 1],
-                                    channels=[16, 32, 64, 128]),
-                          out_indices=(0, 1, 2, 3),
-                          gap_before_final_norm=False),
-                     [16, 32, 64, 128]),
+    'skipresnet': (dict(
+        type='mmgate.SkipResNet',
+        depth=18,
+        base_channels=16,
+        norm_eval=True,
+        frozen_stages=1), [16, 32, 64, 128]),
+    'skipresnext': (dict(
+        type='mmgate.SkipResNeXt',
+        depth=50,
+        groups=4,
+        width_per_group=4,
+        base_channels=16), [64, 128, 256, 512]),
+    'skipconvnext': (dict(
+        type='mmgate.SkipConvNeXt',
+        arch=dict(depths=[1, 1, 2, 1], channels=[16, 32, 64, 128]),
+        out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False), [16, 32, 64, 128]),
 }
 
 
 def _train_step(model, data, optim_cfg):
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
     model.train()
-    before = {n: p.detach().clone() for n, p in model.named_parameters()
-              if 'backbone.layer4' in n or 'backbone.stages.3' in n}
+    before = {
+        n: p.detach().clone()
+        for n, p in model.named_parameters()
+        if 'backbone.layer4' in n or 'backbone.stages.3' in n
+    }
     log_vars = model.train_step(data, optim_wrapper)
     assert torch.isfinite(log_vars['loss'])
-    changed = [n for n, p in model.named_parameters()
-               if n in before and not torch.equal(p, before[n])]
+    changed = [
+        n for n, p in model.named_parameters()
+        if n in before and not torch.equal(p, before[n])
+    ]
     assert changed, 'the gated backbone did not receive gradients'
     return log_vars
 
@@ -57,8 +67,9 @@ def test_cascade_mask_rcnn_trains_one_step(backbone):
 
     log_vars = _train_step(
         model, det_batch(96, 128, masks=True),
-        dict(type='OptimWrapper',
-             optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
+        dict(
+            type='OptimWrapper',
+            optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
     assert {'s0.loss_cls', 's2.loss_mask', 'loss_rpn_cls'} <= set(log_vars)
 
 
@@ -68,8 +79,7 @@ def test_upernet_trains_one_step(backbone):
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
     init_default_scope('mmseg')
-    cfg = stock_config(
-        'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py')
+    cfg = stock_config('mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py')
     bb, channels = BACKBONES[backbone]
     cfg.model.backbone = copy.deepcopy(bb)
     cfg.model.pretrained = None  # the stock one names a ResNetV1c file
@@ -83,9 +93,9 @@ def test_upernet_trains_one_step(backbone):
     imgs, samples = [], []
     for _ in range(2):  # the PPM's 1x1 branch needs 2 samples for BN
         imgs.append(torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8))
-        sample = SegDataSample(metainfo=dict(img_shape=(64, 64),
-                                             ori_shape=(64, 64),
-                                             pad_shape=(64, 64)))
+        sample = SegDataSample(
+            metainfo=dict(
+                img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
         sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, 64, 64)))
         samples.append(sample)
     log_vars = _train_step(

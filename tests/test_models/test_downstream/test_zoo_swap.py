@@ -33,12 +33,15 @@ from mmengine.registry import init_default_scope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmgate.models.layers import GateModule
-
 from tests.helpers import cls_batch, det_batch, seg_batch, stock_config
 
-SWAP = {'ResNet': 'SkipResNet', 'ResNetV1c': 'SkipResNetV1c',
-        'ResNetV1d': 'SkipResNetV1d', 'ResNeXt': 'SkipResNeXt',
-        'ConvNeXt': 'SkipConvNeXt'}
+SWAP = {
+    'ResNet': 'SkipResNet',
+    'ResNetV1c': 'SkipResNetV1c',
+    'ResNetV1d': 'SkipResNetV1d',
+    'ResNeXt': 'SkipResNeXt',
+    'ConvNeXt': 'SkipConvNeXt'
+}
 ZOO = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
@@ -50,7 +53,8 @@ ZOO = [
     'mmdet::gn+ws/faster-rcnn_r50_fpn_gn-ws-all_1x_coco.py',
     'mmdet::dcn/faster-rcnn_r50-dconv-c3-c5_fpn_1x_coco.py',
     'mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py',
-    'mmseg::deeplabv3/deeplabv3_r101-d16-mg124_4xb2-40k_cityscapes-512x1024.py',
+    'mmseg::deeplabv3/'
+    'deeplabv3_r101-d16-mg124_4xb2-40k_cityscapes-512x1024.py',
     'mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',
     'mmpretrain::resnet/resnet50_8xb32_in1k.py',
     'mmpretrain::resnet/resnetv1d50_8xb32_in1k.py',
@@ -87,8 +91,10 @@ def _backbone_cfgs(cfg):
 
 
 def _norm_states(model, gates):
-    return [m.training for n, m in model.named_modules()
-            if isinstance(m, _BatchNorm) and ('.gate.' in f'.{n}.') == gates]
+    return [
+        m.training for n, m in model.named_modules()
+        if isinstance(m, _BatchNorm) and ('.gate.' in f'.{n}.') == gates
+    ]
 
 
 def _trainable(model):
@@ -140,8 +146,10 @@ def test_type_swap_matches_stock_and_trains(path):
     else:
         data = cls_batch(64)
     optim = build_optim_wrapper(
-        model, dict(type='OptimWrapper',
-                    optimizer=dict(type='SGD', lr=1e-3, momentum=0.9)))
+        model,
+        dict(
+            type='OptimWrapper',
+            optimizer=dict(type='SGD', lr=1e-3, momentum=0.9)))
     model.train()
     start = time.perf_counter()
     losses = model.train_step(data, optim)

@@ -80,8 +80,7 @@ def test_gate_gradients_reach_all_inputs():
     y = torch.randn(2, 8, 4, 4, requires_grad=True)
     xs = [torch.randn(2, 8, 4, 4, requires_grad=True) for _ in range(2)]
     gate(y, xs).sum().backward()
-    assert all(t.grad is not None and t.grad.abs().sum() > 0
-               for t in [y, *xs])
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in [y, *xs])
     assert gate.conv1.weight.grad.abs().sum() > 0
 
 
@@ -91,8 +90,12 @@ def test_block_with_batchnorm_source_matches_plain_autograd():
     from mmgate.models.backbones import Bottleneck
     for training in (True, False):
         torch.manual_seed(0)
-        block = Bottleneck(16, 4, entry_index=1, inbound_indices=[1, 0],
-                           junction=GateModule(16, 2)).double()
+        block = Bottleneck(
+            16,
+            4,
+            entry_index=1,
+            inbound_indices=[1, 0],
+            junction=GateModule(16, 2)).double()
         for p in block.parameters():
             torch.nn.init.normal_(p, std=0.3)
         block.train(training)
@@ -108,11 +111,13 @@ def test_block_with_batchnorm_source_matches_plain_autograd():
         x2 = x.detach().clone().requires_grad_(True)
         xs2 = [x2, xs[1]]
         y = block.residual(x2)
-        d = torch.cat([y.mean((2, 3), keepdim=True),
-                       *[t.mean((2, 3), keepdim=True) for t in xs2]], 1)
+        d = torch.cat([
+            y.mean((2, 3), keepdim=True),
+            *[t.mean((2, 3), keepdim=True) for t in xs2]
+        ], 1)
         gate_y, w = block.gate.gate_weights(d)
-        ref = y * gate_y[..., None, None] + sum(
-            w[:, k, :, None, None] * t for k, t in enumerate(xs2))
+        ref = y * gate_y[..., None, None] + sum(w[:, k, :, None, None] * t
+                                                for k, t in enumerate(xs2))
         torch.relu(ref).square().sum().backward()
         ref_grads = [p.grad for p in block.parameters()] + [x2.grad]
         for a, b in zip(grads, ref_grads):

@@ -4,8 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmgate.models.layers import (GaussianPool2d, MaxEntPool2d,
-                                  build_prior_pool)
+from mmgate.models.layers import GaussianPool2d, MaxEntPool2d, build_prior_pool
 
 
 def _batch_norm(z, bn):
@@ -40,8 +39,8 @@ def test_gaussian_pool_is_mean_plus_eta_sigma():
     out = pool(x)
 
     # window statistics: 2x2 blocks, population std
-    win = x.view(3, 4, 4, 2, 3, 2).permute(0, 1, 2, 4, 3, 5).reshape(
-        3, 4, 4, 3, 4)
+    win = x.view(3, 4, 4, 2, 3, 2).permute(0, 1, 2, 4, 3,
+                                           5).reshape(3, 4, 4, 3, 4)
     mu = win.mean(-1)
     sigma = win.var(-1, unbiased=False).clamp(min=1e-6).sqrt()
     params = _estimator_by_hand(pool, x)
@@ -82,8 +81,8 @@ def test_gaussian_pool_per_element_noise():
     mu0, sigma0 = pool.prior_params(pool.prior(x))
     torch.manual_seed(7)
     eps = torch.randn(2, 4, 4, 4)
-    torch.testing.assert_close(
-        out, mu + F.softplus(mu0 + sigma0 * eps) * sigma)
+    torch.testing.assert_close(out,
+                               mu + F.softplus(mu0 + sigma0 * eps) * sigma)
 
 
 @pytest.mark.parametrize('pool_cls', [GaussianPool2d, MaxEntPool2d])
@@ -104,8 +103,8 @@ def test_statistics_stay_fp32_under_autocast(pool_cls):
         assert sigma.dtype == torch.float32
         win = x.float().view(2, 8, 4, 2, 4, 2)
         true_std = win.std(dim=(3, 5), unbiased=False)
-        torch.testing.assert_close(sigma, true_std.clamp(min=1e-3),
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            sigma, true_std.clamp(min=1e-3), rtol=1e-4, atol=1e-4)
         # what fp32 saves us from: the same formula in bf16 is far off
         xb = x
         mb = F.avg_pool2d(xb, 2)
@@ -133,8 +132,7 @@ def _maxent_by_hand(x, temp, k, s, p):
 
 @pytest.mark.parametrize('k,s,p', [(2, 2, 0), (3, 2, 1)])
 def test_maxent_pool_by_hand(k, s, p):
-    pool = MaxEntPool2d(3, kernel_size=k, stride=s, padding=p,
-                        ceil_mode=True)
+    pool = MaxEntPool2d(3, kernel_size=k, stride=s, padding=p, ceil_mode=True)
     _randomise_norms(pool)
     pool.eval()
     x = torch.randn(2, 3, 7, 9) * 3
@@ -182,8 +180,8 @@ def test_wrong_input_channels():
 def test_build_prior_pool():
     pool = build_prior_pool(dict(type='MaxEntPool2d'), 8, 3, 2, 1)
     assert isinstance(pool, MaxEntPool2d) and pool.stride == (2, 2)
-    pool = build_prior_pool(dict(type='mmgate.GaussianPool2d', noise='HWCN'),
-                            8, 2, 2)
+    pool = build_prior_pool(
+        dict(type='mmgate.GaussianPool2d', noise='HWCN'), 8, 2, 2)
     assert isinstance(pool, GaussianPool2d) and pool.noise == 'HWCN'
     with pytest.raises(KeyError, match='not registered'):
         build_prior_pool(dict(type='NoSuchPool'), 8, 2, 2)

@@ -55,9 +55,16 @@ def _duplicates_by_hand(conv):
 
 @pytest.mark.parametrize('duplicate', [False, True])
 def test_masked_conv_equals_packed_and_folded(duplicate):
-    conv = LearnableGroupConv2d(12, 10, 3, stride=2, padding=1,
-                                num_groups=4, duplicate=duplicate,
-                                dup_source='logit', dup_reference='column')
+    conv = LearnableGroupConv2d(
+        12,
+        10,
+        3,
+        stride=2,
+        padding=1,
+        num_groups=4,
+        duplicate=duplicate,
+        dup_source='logit',
+        dup_reference='column')
     _random_assignment(conv)
     with torch.no_grad():
         # group 2 reads channels but has no filter, group 3 has filters
@@ -96,9 +103,10 @@ def test_packing_saves_compute_when_balanced():
     # the contiguous start is a standard group conv
     grouped = nn.Conv2d(16, 16, 3, padding=1, groups=4)
     with torch.no_grad():
-        grouped.weight.copy_(torch.cat(
-            [conv.weight[4 * g:4 * g + 4, 4 * g:4 * g + 4]
-             for g in range(4)]))
+        grouped.weight.copy_(
+            torch.cat([
+                conv.weight[4 * g:4 * g + 4, 4 * g:4 * g + 4] for g in range(4)
+            ]))
         grouped.bias.copy_(conv.bias)
     torch.testing.assert_close(grouped(x), conv(x), rtol=1e-5, atol=1e-5)
 
@@ -115,13 +123,20 @@ def test_gradients_reach_the_assignment_logits():
     assert (conv.weight.grad[mask == 1] != 0).any()
 
 
-@pytest.mark.parametrize('source,reference,topk', [
-    ('prob', 'members', 3), ('logit', 'members', 2), ('prob', 'column', 3),
-    ('logit', 'column', 4)])
+@pytest.mark.parametrize('source,reference,topk', [('prob', 'members', 3),
+                                                   ('logit', 'members', 2),
+                                                   ('prob', 'column', 3),
+                                                   ('logit', 'column', 4)])
 def test_duplication_rule_and_count(source, reference, topk):
-    conv = LearnableGroupConv2d(32, 16, 1, num_groups=4, duplicate=True,
-                                dup_source=source, dup_reference=reference,
-                                dup_topk=topk)
+    conv = LearnableGroupConv2d(
+        32,
+        16,
+        1,
+        num_groups=4,
+        duplicate=True,
+        dup_source=source,
+        dup_reference=reference,
+        dup_topk=topk)
     _random_assignment(conv, 1.)
     conv(torch.randn(1, 32, 2, 2))
     dup = _duplicates_by_hand(conv)
@@ -151,10 +166,16 @@ def test_seed_rule_fires_on_uncertain_groups():
 
 def test_deploy_a_backbone_and_the_dcn_slot():
     from mmdet.models.backbones import ResNet
-    model = ResNet(depth=50, base_channels=16, out_indices=(3, ),
-                   dcn=dict(type='mmgate.LearnableGroupConv2d', num_groups=4,
-                            duplicate=True, dup_source='logit'),
-                   stage_with_dcn=(True, True, True, True))
+    model = ResNet(
+        depth=50,
+        base_channels=16,
+        out_indices=(3, ),
+        dcn=dict(
+            type='mmgate.LearnableGroupConv2d',
+            num_groups=4,
+            duplicate=True,
+            dup_source='logit'),
+        stage_with_dcn=(True, True, True, True))
     for m in model.modules():
         if isinstance(m, LearnableGroupConv2d):
             _random_assignment(m, 1.)
@@ -164,8 +185,8 @@ def test_deploy_a_backbone_and_the_dcn_slot():
     stats = learnable_group_stats(model)
     assert len(stats) == 16 and 'layer1.0.conv2' in stats
     deploy_learnable_group_convs(model, 'pack')
-    assert not any(isinstance(m, LearnableGroupConv2d)
-                   for m in model.modules())
+    assert not any(
+        isinstance(m, LearnableGroupConv2d) for m in model.modules())
     torch.testing.assert_close(model(x)[0], out, rtol=1e-4, atol=1e-4)
 
 
@@ -195,14 +216,18 @@ def test_config_keeps_logits_out_of_weight_decay():
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     cfg = Config.fromfile(
-        str(Path(REPO_ROOT) / 'configs/seed_layers/flgc/'
+        str(
+            Path(REPO_ROOT) / 'configs/seed_layers/flgc/'
             'resnet50-cifar_flgc-dup-g8_8xb16_cifar10.py'))
     assert cfg.model.backbone.dcn.num_groups == 8
     assert cfg.model.backbone.dcn.duplicate is True
     model = nn.Sequential(LearnableGroupConv2d(8, 8, 3, num_groups=8))
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
-    decay = {id(p): g['weight_decay'] for g in optim.param_groups
-             for p in g['params']}
+    decay = {
+        id(p): g['weight_decay']
+        for g in optim.param_groups
+        for p in g['params']
+    }
     assert decay[id(model[0].in_group_logits)] == 0.
     assert decay[id(model[0].out_group_logits)] == 0.
     assert decay[id(model[0].weight)] == 1e-4
@@ -217,7 +242,12 @@ def test_stats_hook_logs_duplicates_in_a_runner(tmp_path):
         def __init__(self):
             super().__init__()
             self.conv = LearnableGroupConv2d(
-                8, 8, 1, num_groups=4, duplicate=True, dup_source='logit',
+                8,
+                8,
+                1,
+                num_groups=4,
+                duplicate=True,
+                dup_source='logit',
                 dup_reference='column')
             with torch.no_grad():
                 self.conv.in_group_logits.normal_(0, 2)
@@ -230,13 +260,15 @@ def test_stats_hook_logs_duplicates_in_a_runner(tmp_path):
         model=Tiny(),
         work_dir=str(tmp_path),
         train_dataloader=dict(
-            dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
-            batch_size=2, collate_fn=dict(type='default_collate')),
+            dataset=data,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=2,
+            collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=2),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.)),
-        custom_hooks=[dict(type='LearnableGroupStatsHook', interval=1)],
-        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
-                           checkpoint=None),
+        custom_hooks=[dict(type='mmgate.LearnableGroupStatsHook', interval=1)],
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1), checkpoint=None),
         default_scope='mmengine',
         log_level=logging.INFO)
     runner.train()

@@ -5,8 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmgate.models.backbones import (BasicBlock, RoutedStage,
-                                     build_junction)
+from mmgate.models.backbones import BasicBlock, RoutedStage, build_junction
 from mmgate.models.layers import (GateModule, InboundRouter,
                                   dense_inbound_indices, fit_channels,
                                   inbound_distances, padding_mask,
@@ -31,8 +30,8 @@ def test_pool_to_size_follows_strided_convs():
     ref = F.avg_pool2d(F.avg_pool2d(x, 2, ceil_mode=True), 2, ceil_mode=True)
     torch.testing.assert_close(out, ref)
     # ceil mode averages the valid elements of a border window only
-    torch.testing.assert_close(out[..., -1, -1],
-                               x[..., 24:, 40:].mean(dim=(-2, -1)))
+    torch.testing.assert_close(out[..., -1, -1], x[..., 24:,
+                                                   40:].mean(dim=(-2, -1)))
     assert pool_to_size(x, (25, 42)) is x
     with pytest.raises(ValueError, match='cannot align a 25x42'):
         pool_to_size(x, (26, 42))
@@ -65,8 +64,7 @@ class _Probe(torch.nn.Module):
     """A block that records what the router hands it."""
     reads_descriptors = True
 
-    def __init__(self, entry_index, inbound_indices, out_channels,
-                 stride=1):
+    def __init__(self, entry_index, inbound_indices, out_channels, stride=1):
         super().__init__()
         self.entry_index = entry_index
         self.inbound_indices = inbound_indices
@@ -85,8 +83,12 @@ class _Probe(torch.nn.Module):
 
 
 def test_router_aligns_caches_and_releases():
-    blocks = [_Probe(0, [0], 4), _Probe(1, [1, 0], 4, stride=2),
-              _Probe(2, [2, 1, 0], 6), _Probe(3, [3, 2], 6)]
+    blocks = [
+        _Probe(0, [0], 4),
+        _Probe(1, [1, 0], 4, stride=2),
+        _Probe(2, [2, 1, 0], 6),
+        _Probe(3, [3, 2], 6)
+    ]
     router = InboundRouter(blocks, descriptors='entry')
     a = torch.rand(1, 4, 9, 9)
     x, held = a, []
@@ -126,11 +128,15 @@ def test_router_aligned_descriptors_and_errors():
 
 def test_stage_loop_routes_the_skip_pattern():
     stage = RoutedStage(*[
-        BasicBlock(4, 4, entry_index=j,
-                   inbound_indices=skip_inbound_indices(j),
-                   junction=build_junction(
-                       dict(), 4, [4] * len(skip_inbound_indices(j))))
-        for j in range(5)]).eval()
+        BasicBlock(
+            4,
+            4,
+            entry_index=j,
+            inbound_indices=skip_inbound_indices(j),
+            junction=build_junction(dict(), 4, [4] *
+                                    len(skip_inbound_indices(j))))
+        for j in range(5)
+    ]).eval()
     x = torch.rand(2, 4, 6, 6)
     # by hand: the stage's outputs, block j reads j + 1 - 2**k
     xs = [x]

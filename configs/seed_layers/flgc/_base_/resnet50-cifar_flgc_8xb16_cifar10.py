@@ -16,6 +16,11 @@ _base_ = [
     'mmpretrain::_base_/schedules/cifar10_bs128.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
+
+# mmgate's Runner: safe checkpoint reading, atomic checkpoints with the
+# random generators' states, a stop at the first non-finite loss, and
+# distributed runs without CUDA (mmgate.engine.Runner).
+runner_type = 'mmgate.Runner'
 custom_imports = dict(imports=['mmgate.models'], allow_failed_imports=False)
 
 model = dict(
@@ -41,6 +46,6 @@ optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'group_logits': dict(decay_mult=0.)}))
 # log the duplicated channels of every FLGC layer (total in each log line,
 # per layer every 500 iterations)
-custom_hooks = [dict(type='LearnableGroupStatsHook', interval=500)]
+custom_hooks = [dict(type='mmgate.LearnableGroupStatsHook', interval=500)]
 # lr 0.1 is for 128 images per iteration (8 GPUs x 16).
 auto_scale_lr = dict(enable=False, base_batch_size=128)
